@@ -61,6 +61,14 @@ def compute_isolated(
     return outcome[1], outcome[2]
 
 
+class _CannotRun(Exception):
+    """A demonstration whose own experiment or parameters are broken."""
+
+    def __init__(self, seed: int, params: dict[str, Any], reason: str):
+        super().__init__(reason)
+        self.seed, self.params, self.reason = seed, params, reason
+
+
 def _check_seed(seed: Any) -> int:
     if type(seed) is not int or seed < 0:
         raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
@@ -85,19 +93,10 @@ class Executor:
         A ParameterError from ``params`` or ``seed`` propagates (the caller's request is wrong);
         every other problem is reported in the result's ``error``, with the answer's file:line.
         """
-        seed = demo.seed if seed is None else _check_seed(seed)
-
-        def failed(resolved: dict[str, Any], message: str) -> DemoResult:
-            error = f"{demo.location}: demonstration '{demo.name}' {message}"
-            return DemoResult(demo.name, seed, resolved, None, error, 0.0, False)
-
         try:
-            experiment = get_experiment(demo.experiment)
-            resolved = experiment.resolve(demo.params)
-        except (UnknownExperimentError, ParameterError) as exc:
-            return failed(dict(demo.params), f"cannot run: {exc}")
-        if params:
-            resolved = experiment.resolve({**resolved, **params})
+            seed, resolved = self._settings(demo, seed, params)
+        except _CannotRun as exc:
+            return self._failed(demo, exc.seed, exc.params, f"cannot run: {exc.reason}")
 
         def compute() -> tuple[dict[str, Any], float]:
             return compute_isolated(demo.experiment, resolved, seed, self.timeout)
@@ -112,10 +111,49 @@ class Executor:
                 demo.experiment, resolved, seed, compute, fresh=self.fresh
             )
         except DemoFailure as exc:
-            return failed(resolved, str(exc))
+            return self._failed(demo, seed, resolved, str(exc))
         return DemoResult(
             demo.name, seed, resolved, entry.values, None, entry.seconds, cached, entry.key
         )
+
+    def to_compute(
+        self, answer: Answer, seed: int | None = None, overrides: dict[str, dict] | None = None
+    ) -> list[str]:
+        """The demonstrations of ``answer`` that ``run`` with these settings would compute
+        rather than read from the cache (one that cannot run is not among them)."""
+        overrides = overrides or {}
+        names = []
+        for demo in answer.demonstrations:
+            try:
+                demo_seed, resolved = self._settings(demo, seed, overrides.get(demo.name))
+            except _CannotRun:
+                continue
+            if self.cache is None or self.fresh \
+                    or self.cache.lookup(demo.experiment, resolved, demo_seed).status != "hit":
+                names.append(demo.name)
+        return names
+
+    @staticmethod
+    def _settings(demo: Demonstration, seed: int | None, params: dict | None
+                  ) -> tuple[int, dict[str, Any]]:
+        """(seed, resolved parameters) of ``demo`` run with ``seed`` and ``params``. _CannotRun
+        when the demonstration's own experiment or parameters are broken; ParameterError when
+        ``seed`` or ``params``, the caller's, are."""
+        seed = demo.seed if seed is None else _check_seed(seed)
+        try:
+            experiment = get_experiment(demo.experiment)
+            resolved = experiment.resolve(demo.params)
+        except (UnknownExperimentError, ParameterError) as exc:
+            raise _CannotRun(seed, dict(demo.params), str(exc)) from None
+        if params:
+            resolved = experiment.resolve({**resolved, **params})
+        return seed, resolved
+
+    @staticmethod
+    def _failed(demo: Demonstration, seed: int, params: dict[str, Any], message: str
+                ) -> DemoResult:
+        error = f"{demo.location}: demonstration '{demo.name}' {message}"
+        return DemoResult(demo.name, seed, params, None, error, 0.0, False)
 
     def run(
         self,

@@ -4,6 +4,7 @@
 - ``KeptIndex``: the search index, built when missing and rebuilt when the answers change.
 - ``MemoCache``: a bounded in-memory cache that computes each key once even under threads.
 - ``View``: the seed and parameter overrides a page is shown with (from its query string).
+- ``ComputeSlots``: how many new computations for other views may run at once.
 - ``Site``: one of each, plus the executor, for one app; ``Outcome``: an answer run for a view.
 
 Nothing here knows about Flask: ``kb.web`` holds one ``Site`` per app.
@@ -262,6 +263,41 @@ class Outcome:
         return math.inf if self.complete else RETRY_FAILED_AFTER
 
 
+class Busy(Exception):
+    """A view that needs new computations while every computing slot is taken: the request
+    can be repeated shortly (and is then served from the cache if someone computed it)."""
+
+    def __init__(self, answer: Answer, demos: list[str]):
+        super().__init__(
+            f"Showing '{answer.slug}' with these settings needs new computations "
+            f"({', '.join(demos)}), and the service is busy computing other settings. "
+            f"Try again in a few seconds; the answer with its own settings is available now.")
+        self.answer = answer
+        self.demos = demos
+
+
+class ComputeSlots:
+    """At most ``slots`` computations for other views at once in this process (at least 1).
+
+    Every new seed or parameter set in a URL costs a computation of up to the demonstration
+    time limit; without a bound, a burst of such URLs would keep every server thread busy
+    computing and leave none to serve the pages everyone reads. Views with the answers' own
+    settings are not counted: they are computed once, when the service warms up."""
+
+    def __init__(self, slots: int):
+        if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
+            raise ValueError(f"compute slots must be an integer >= 1, got {slots!r}")
+        self.slots = slots
+        self._free = threading.BoundedSemaphore(slots)
+
+    def try_take(self) -> bool:
+        """Take a slot if one is free, without waiting."""
+        return self._free.acquire(blocking=False)
+
+    def give_back(self) -> None:
+        self._free.release()
+
+
 class KeptIndex:
     """The search index, built when missing and rebuilt when the answer files change.
 
@@ -297,13 +333,15 @@ class Site:
     """Everything one app serves from: answers, search, the executor and in-memory caches."""
 
     def __init__(self, settings: Settings, *, reload_interval: float = 1.0,
-                 index_interval: float = 5.0, memo_size: int = 256, timeout: float = 60.0):
+                 index_interval: float = 5.0, memo_size: int = 256, timeout: float = 60.0,
+                 compute_slots: int = 1):
         self.settings = settings
         self.answers = AnswerStore(settings.answers_dir, reload_interval)
         self.index = KeptIndex(SearchIndex(settings.index_dir), settings.answers_dir,
                                index_interval)
         self.cache = Cache(settings.cache_dir)
         self.executor = Executor(self.cache, timeout=timeout)
+        self.compute_slots = ComputeSlots(compute_slots)
         self.outcomes = MemoCache(memo_size)  # (slug, view, generation) -> Outcome
         self.pages = MemoCache(memo_size)  # rendered pages, keyed by kb.web
         self.figures = MemoCache(memo_size)  # (slug, figure, format, view, generation) -> bytes
@@ -313,10 +351,24 @@ class Site:
 
     def outcome(self, answer: Answer, view: View, generation: int) -> Outcome:
         """The answer run with ``view``: demonstrations from the cache, claims evaluated.
-        ``generation``: that of the ``Answers`` the answer came from (part of the key)."""
+        ``generation``: that of the ``Answers`` the answer came from (part of the key).
+        Busy when the view needs computations and no compute slot is free."""
         return self.outcomes.get_or_make(
-            (answer.slug, view, generation), lambda: evaluate(answer, view, self.executor),
+            (answer.slug, view, generation), lambda: self._evaluate(answer, view),
             keep_for=Outcome.keep_for)
+
+    def _evaluate(self, answer: Answer, view: View) -> Outcome:
+        if view == View():
+            return evaluate(answer, view, self.executor)
+        missing = self.executor.to_compute(answer, view.seed, view.overrides_dict())
+        if not missing:
+            return evaluate(answer, view, self.executor)
+        if not self.compute_slots.try_take():
+            raise Busy(answer, missing)
+        try:
+            return evaluate(answer, view, self.executor)
+        finally:
+            self.compute_slots.give_back()
 
     def figure(self, answer: Answer, name: str, fmt: str, view: View, generation: int) -> bytes:
         """The figure ``name`` drawn for ``view``; LookupError if the answer has no such

@@ -30,7 +30,7 @@ from kb.model import Answer
 from kb.parse import SUMMARY_LIMIT, display_path
 from kb.render import claim_html, error_box, figure_html, render_markdown, slugify
 from kb.search import MAX_QUERY_CHARS
-from kb.site import MAX_SEED, Outcome, Site, View, parse_view
+from kb.site import MAX_SEED, Busy, Outcome, Site, View, parse_view
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +45,15 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
 
     ``config`` overrides: KB_RELOAD_INTERVAL (seconds between looks at the answers folder),
     KB_INDEX_INTERVAL (seconds between search-index freshness checks), KB_MEMO_SIZE (pages,
-    results and figures kept in memory), KB_DEMO_TIMEOUT (seconds per demonstration run).
+    results and figures kept in memory), KB_DEMO_TIMEOUT (seconds per demonstration run),
+    KB_COMPUTE_SLOTS (computations for seeds and parameters other than an answer's own that
+    may run at once in this process; a view that needs one while all are taken gets a 503
+    with Retry-After).
     """
     app = Flask(__name__)
     app.config.from_mapping(
         KB_RELOAD_INTERVAL=1.0, KB_INDEX_INTERVAL=5.0, KB_MEMO_SIZE=256, KB_DEMO_TIMEOUT=60.0,
+        KB_COMPUTE_SLOTS=1,
     )
     app.config.update(config)
     app.json.sort_keys = False
@@ -60,10 +64,12 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
         index_interval=app.config["KB_INDEX_INTERVAL"],
         memo_size=app.config["KB_MEMO_SIZE"],
         timeout=app.config["KB_DEMO_TIMEOUT"],
+        compute_slots=app.config["KB_COMPUTE_SLOTS"],
     )
     app.register_blueprint(pages)
     app.register_blueprint(api)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Busy, _busy)
     app.register_error_handler(Exception, _unexpected_error)
     app.jinja_env.globals.update(error_box=error_box, max_query=MAX_QUERY_CHARS,
                                  max_seed=MAX_SEED)
@@ -115,8 +121,8 @@ def error_response(status: int, reason: str, suggestions: list[dict] | None = No
             body["suggestions"] = suggestions
         response = jsonify(body)
     else:
-        heading = {400: "That request cannot be shown", 404: "Not found"}.get(
-            status, "Something went wrong")
+        heading = {400: "That request cannot be shown", 404: "Not found",
+                   503: "Busy computing, try again shortly"}.get(status, "Something went wrong")
         response = Response(render_template(
             "error.html", status=status, heading=heading, reason=reason,
             suggestions=suggestions or [], back=back))
@@ -126,6 +132,18 @@ def error_response(status: int, reason: str, suggestions: list[dict] | None = No
 
 def _http_error(exc: HTTPException) -> Response:
     return error_response(exc.code or 500, exc.description or exc.name)
+
+
+BUSY_RETRY_AFTER = 10  # seconds: most demonstrations take a few
+
+
+def _busy(exc: Busy) -> Response:
+    back = {"title": f"{exc.answer.title} (with its own settings)",
+            "url": answer_url(exc.answer.slug)}
+    response = error_response(503, str(exc), back=back)
+    response.headers["Retry-After"] = str(BUSY_RETRY_AFTER)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _unexpected_error(exc: Exception) -> Response:

@@ -213,3 +213,19 @@ def test_results_hold_numpy_values_unchanged(cache):
     result = Executor(cache).run_demo(make_demo("noise", "test_executor_noise", {"n": 3}))
     assert isinstance(result.values["x"], np.ndarray) and result.values["x"].dtype == np.float64
     assert type(result.values["mean"]) is float and type(result.values["n"]) is int
+
+
+def test_to_compute_names_the_demonstrations_a_run_would_compute(cache):
+    answer = make_answer(make_demo("a", "test_executor_noise", {"n": 4}),
+                         make_demo("b", "test_executor_noise", {"n": 5}, line=20),
+                         make_demo("gone", "test_executor_no_such_experiment", line=30))
+    executor = Executor(cache)
+    assert executor.to_compute(answer) == ["a", "b"]  # "gone" cannot run: nothing to compute
+    executor.run(answer)
+    assert executor.to_compute(answer) == []
+    assert executor.to_compute(answer, overrides={"b": {"n": 6}}) == ["b"]
+    assert executor.to_compute(answer, seed=7) == ["a", "b"]
+    assert Executor(cache, fresh=True).to_compute(answer) == ["a", "b"]
+    assert Executor(None).to_compute(answer) == ["a", "b"]
+    with pytest.raises(ParameterError, match=r"'n' = 0 is outside its range \[1, 1000\]"):
+        executor.to_compute(answer, overrides={"a": {"n": 0}})
