@@ -6,12 +6,16 @@ Nothing is run here: demonstrations and claims are checked by ``kb check`` and
 """
 from __future__ import annotations
 
+import math
 import re
+import textwrap
 
 import pytest
 
+from engine.registry import Param, experiment, get_experiment
 from kb.config import PROJECT_ROOT
-from kb.parse import SUMMARY_LIMIT, load_answers
+from kb.model import Answer
+from kb.parse import PROSE_TOKENS, SUMMARY_LIMIT, display_path, load_answers, parse_answer
 
 ANSWERS_DIR = PROJECT_ROOT / "answers"
 
@@ -42,6 +46,20 @@ ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|et al|Sec|Secs|Fig|vs|cf)\.")
 NOT_PROSE = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$|\{\{.*?\}\}", re.S)
 SENTENCE_END = re.compile(r"[.!?][\"')*]*(?=\s+[\"'(*]*[A-Z0-9]|\s*$)")
 
+# Numbers that read like measurements: decimals, percentages, factors ("14x"). Integers alone
+# are sizes, counts and layer numbers. Dotted section numbers ("4.2.1") are not read.
+MEASURED_LOOKING = re.compile(
+    r"(?<![\w.])(?P<number>\d+(?:\.\d+)?)(?P<unit>\s?%|x\b|×)?(?![\d.]*\d)")
+CITED = re.compile(r"\b(?:19|20)\d\d\b|arXiv")  # the sentence quotes the literature
+NUMBERED_PART = re.compile(
+    r"(?:Sections?|Sec\.|Definition|Figure|Fig\.|Table|Algorithm|Eq\.|and)\s+$")
+# Hand-typed numbers that are neither measured nor cited, each with why it may stay.
+NOT_MEASURED = {
+    ("running-averages-during-training", "33%"): "chance level of three classes",
+    ("weaker-coupling-between-layers", "0.3"): "a made-up rule in the two-teams analogy",
+    ("why-bn-speeds-up-training", "14x"): "Ioffe & Szegedy's figure, cited in that paragraph",
+}
+
 ANSWERS = load_answers(ANSWERS_DIR)
 BY_SLUG = {answer.slug: answer for answer in ANSWERS}
 
@@ -55,6 +73,72 @@ def short_answer(body: str) -> str:
 def count_sentences(text: str) -> int:
     prose = ABBREVIATION.sub(lambda m: m.group(0)[:-1], NOT_PROSE.sub("x", text))
     return len(SENTENCE_END.findall(" ".join(prose.split())))
+
+
+def sentences(paragraph: str) -> list[tuple[int, str]]:
+    """(offset, text) of each sentence of ``paragraph`` (abbreviations do not end one)."""
+    masked = ABBREVIATION.sub(lambda m: m.group(0)[:-1] + "_", paragraph)
+    cuts = [0] + [m.end() for m in SENTENCE_END.finditer(masked)] + [len(paragraph)]
+    return [(a, paragraph[a:b]) for a, b in zip(cuts, cuts[1:]) if paragraph[a:b].strip()]
+
+
+def prose_paragraphs(answer: Answer) -> list[tuple[list[tuple[int, int]], str]]:
+    """The summary and every paragraph of the body outside fenced blocks, with code spans,
+    math and inline values blanked out: ([(offset, file line) of each line], text)."""
+    front = answer.path.read_text(encoding="utf-8").split("\n")
+    summary_line = next((i for i, line in enumerate(front, 1) if line.startswith("summary:")), 1)
+    paragraphs = [([(0, summary_line)], answer.summary)]
+    lines: list[tuple[int, int]] = []
+    text = ""
+    fenced = False
+    for number, line in enumerate(answer.body.split("\n"), answer.body_line):
+        if FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and line.strip():
+            text += " " if text else ""
+            lines.append((len(text), number))
+            text += PROSE_TOKENS.sub(" ", line)
+            continue
+        if lines:
+            paragraphs.append((lines, text))
+            lines, text = [], ""
+    if lines:
+        paragraphs.append((lines, text))
+    return paragraphs
+
+
+def demonstration_settings(answer: Answer) -> set[float]:
+    """Every numeric parameter of the answer's demonstrations, defaults included."""
+    values = set()
+    for demo in answer.demonstrations:
+        for value in get_experiment(demo.experiment).resolve(demo.params).values():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values.add(float(value))
+    return values
+
+
+def hand_typed_numbers(answer: Answer) -> list[str]:
+    """Measurement-like numbers typed into prose, as "file:line: number in sentence": not an
+    inline value, not in a sentence that cites the literature, not a section or figure
+    number, not one of the demonstrations' own settings (a percentage counts as its
+    fraction), and not in NOT_MEASURED."""
+    settings = demonstration_settings(answer)
+    where = display_path(answer.path, PROJECT_ROOT)
+    found = []
+    for lines, paragraph in prose_paragraphs(answer):
+        for offset, sentence in sentences(paragraph):
+            for match in MEASURED_LOOKING.finditer(sentence):
+                number, unit = match["number"], (match["unit"] or "").strip()
+                if "." not in number and not unit or (answer.slug, match[0]) in NOT_MEASURED:
+                    continue
+                if CITED.search(sentence) or NUMBERED_PART.search(sentence[:match.start()]):
+                    continue
+                value = float(number) / (100 if unit == "%" else 1)
+                if any(math.isclose(value, s, rel_tol=1e-9) for s in settings):
+                    continue
+                line = max(n for start, n in lines if start <= offset + match.start())
+                found.append(f"{where}:{line}: {match[0]!r} in {sentence.strip()!r}")
+    return found
 
 
 def test_count_sentences_ignores_math_values_and_abbreviations():
@@ -115,3 +199,43 @@ def test_opens_with_a_short_answer_of_two_to_four_sentences(slug):
     assert "\n\n" not in opening, "the short answer is one paragraph"
     assert not FENCE.search(opening), "a block before the first heading"
     assert 2 <= count_sentences(opening) <= 4, opening
+
+
+@pytest.mark.parametrize("slug", sorted(SLUGS))
+def test_measured_numbers_in_prose_come_from_the_engine(slug):
+    assert hand_typed_numbers(BY_SLUG[slug]) == []
+
+
+@experiment("test_kb_typed", params={"lr": Param(float, 0.01, 1e-4, 1.0, "learning rate")})
+def typed_experiment(rng, lr):
+    """Stands for a demonstration with a learning rate; never run here."""
+    return {"drop": lr}
+
+
+def test_hand_typed_measurements_are_found(tmp_path):
+    path = tmp_path / "typed.md"
+    path.write_text(textwrap.dedent("""\
+        ---
+        slug: typed
+        title: T
+        question: Q
+        thread: Th
+        summary: Batch norm made training 2.5x faster.
+        ---
+
+        The loss fell by {{ d.drop:.2f }}, to 0.42 (typed by hand).
+        With learning rate 0.1 it took
+        12% fewer steps. Ioffe & Szegedy (2015, Section 4.2) report 4.9% top-5 error.
+        Section 3.1 says so; `0.77` is code and $0.5 x$ is math.
+
+        ```demo d
+        experiment: test_kb_typed
+        params: {lr: 0.1}
+        ```
+        """), encoding="utf-8")
+    found = hand_typed_numbers(parse_answer(path))
+    assert [entry.split(": ", 1)[1].split(" in ")[0] for entry in found] == [
+        "'2.5x'", "'0.42'", "'12%'"]
+    where = display_path(path, PROJECT_ROOT)
+    assert [entry.split(": ", 1)[0] for entry in found] == [f"{where}:6", f"{where}:9",
+                                                            f"{where}:11"]
