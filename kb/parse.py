@@ -180,6 +180,39 @@ class _Block:
     text: str  # the YAML inside
 
 
+def split_body(
+    lines: list[str], first_line: int
+) -> tuple[list[_Block], list[tuple[int, str]], list[tuple[int, str]]]:
+    """The demo and claim blocks, the prose lines (outside every fenced block) as (file line,
+    text), and the problems found as (file line, message); ``lines[0]`` is at ``first_line``."""
+    blocks: list[_Block] = []
+    prose: list[tuple[int, str]] = []
+    problems: list[tuple[int, str]] = []
+    index = 0
+    while index < len(lines):
+        line_no = first_line + index
+        opening = FENCE.match(lines[index])
+        if opening is None:
+            prose.append((line_no, lines[index]))
+            index += 1
+            continue
+        fence = opening["fence"]
+        closing = re.compile(rf"^ {{0,3}}{fence[0]}{{{len(fence)},}}\s*$")
+        end = next((i for i in range(index + 1, len(lines)) if closing.match(lines[i])), None)
+        if end is None:
+            problems.append((line_no, f"code block opened here with {fence} is never closed"))
+            break
+        info = opening["info"].split()
+        if info and info[0] in ("demo", "claim"):
+            if len(info) != 2:
+                problems.append(
+                    (line_no, f"a {info[0]} block needs one name: {fence}{info[0]} <name>"))
+            else:
+                blocks.append(_Block(info[0], info[1], line_no, "\n".join(lines[index + 1 : end])))
+        index = end + 1
+    return blocks, prose, problems
+
+
 class _AnswerParser:
     def __init__(self, path: Path, display: str | None):
         self.path = path
@@ -212,7 +245,8 @@ class _AnswerParser:
         front, body_start = self.split_front_matter(lines)
         meta = self.front_matter(front)
         body_lines = lines[body_start:]
-        blocks, prose = self.split_body(body_lines, body_start + 1)
+        blocks, prose, problems = split_body(body_lines, body_start + 1)
+        self.errors += [AnswerError(self.at(line), message) for line, message in problems]
 
         demos: list[Demonstration] = []
         demo_lines: dict[str, int] = {}
@@ -330,46 +364,6 @@ class _AnswerParser:
         return meta
 
     # --- body -----------------------------------------------------------------------------
-
-    def split_body(
-        self, lines: list[str], first_line: int
-    ) -> tuple[list[_Block], list[tuple[int, str]]]:
-        """The demo and claim blocks, and the prose lines (outside every fenced block)."""
-        blocks: list[_Block] = []
-        prose: list[tuple[int, str]] = []
-        index = 0
-        while index < len(lines):
-            line_no = first_line + index
-            opening = FENCE.match(lines[index])
-            if opening is None:
-                prose.append((line_no, lines[index]))
-                index += 1
-                continue
-            fence = opening["fence"]
-            closing = re.compile(rf"^ {{0,3}}{fence[0]}{{{len(fence)},}}\s*$")
-            end = next((i for i in range(index + 1, len(lines)) if closing.match(lines[i])), None)
-            if end is None:
-                self.errors.append(
-                    AnswerError(
-                        self.at(line_no), f"code block opened here with {fence} is never closed"
-                    )
-                )
-                break
-            info = opening["info"].split()
-            if info and info[0] in ("demo", "claim"):
-                if len(info) != 2:
-                    self.errors.append(
-                        AnswerError(
-                            self.at(line_no),
-                            f"a {info[0]} block needs one name: {fence}{info[0]} <name>",
-                        )
-                    )
-                else:
-                    blocks.append(
-                        _Block(info[0], info[1], line_no, "\n".join(lines[index + 1 : end]))
-                    )
-            index = end + 1
-        return blocks, prose
 
     def block_mapping(
         self, block: _Block, allowed: tuple[str, ...], required: tuple[str, ...]

@@ -15,7 +15,8 @@ import pytest
 from engine.registry import Param, experiment, get_experiment
 from kb.config import PROJECT_ROOT
 from kb.model import Answer
-from kb.parse import PROSE_TOKENS, SUMMARY_LIMIT, display_path, load_answers, parse_answer
+from kb.parse import (PROSE_TOKENS, SUMMARY_LIMIT, display_path, load_answers, parse_answer,
+                      split_body)
 
 ANSWERS_DIR = PROJECT_ROOT / "answers"
 
@@ -83,27 +84,24 @@ def sentences(paragraph: str) -> list[tuple[int, str]]:
 
 
 def prose_paragraphs(answer: Answer) -> list[tuple[list[tuple[int, int]], str]]:
-    """The summary and every paragraph of the body outside fenced blocks, with code spans,
-    math and inline values blanked out: ([(offset, file line) of each line], text)."""
+    """The summary and every paragraph of the body's prose (the parser's, outside fenced
+    blocks), with code spans, math and inline values blanked out: ([(offset, file line) of
+    each line], text). A blank line or a block between two lines ends a paragraph."""
     front = answer.path.read_text(encoding="utf-8").split("\n")
     summary_line = next((i for i, line in enumerate(front, 1) if line.startswith("summary:")), 1)
     paragraphs = [([(0, summary_line)], answer.summary)]
+    _, prose, _ = split_body(answer.body.splitlines(), answer.body_line)
     lines: list[tuple[int, int]] = []
-    text = ""
-    fenced = False
-    for number, line in enumerate(answer.body.split("\n"), answer.body_line):
-        if FENCE.match(line):
-            fenced = not fenced
-        elif not fenced and line.strip():
+    text, previous = "", None
+    for number, line in prose + [(None, "")]:
+        if lines and (not line.strip() or number != previous + 1):
+            paragraphs.append((lines, text))
+            lines, text = [], ""
+        if line.strip():
             text += " " if text else ""
             lines.append((len(text), number))
             text += PROSE_TOKENS.sub(" ", line)
-            continue
-        if lines:
-            paragraphs.append((lines, text))
-            lines, text = [], ""
-    if lines:
-        paragraphs.append((lines, text))
+        previous = number
     return paragraphs
 
 
