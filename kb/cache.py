@@ -323,6 +323,12 @@ class Cache:
         key = self.key(experiment, params, seed)
         return self._subject_dir(experiment, params, seed) / f"{key}.npz"
 
+    def holds(self, experiment: str, params: dict[str, Any], seed: int) -> bool:
+        """Whether a readable entry for the key is stored: ``lookup``'s hit, without looking
+        for older entries to explain a miss."""
+        path = self._entry_path(experiment, params, seed)
+        return _read_entry(path, path.stem) is not None
+
     def lookup(self, experiment: str, params: dict[str, Any], seed: int) -> Lookup:
         """A hit, a miss, or stale: an older entry exists, computed under other key parts."""
         parts = self.key_parts(experiment, params, seed)

@@ -129,7 +129,7 @@ class Executor:
             except _CannotRun:
                 continue
             if self.cache is None or self.fresh \
-                    or self.cache.lookup(demo.experiment, resolved, demo_seed).status != "hit":
+                    or not self.cache.holds(demo.experiment, resolved, demo_seed):
                 names.append(demo.name)
         return names
 

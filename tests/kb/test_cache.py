@@ -122,6 +122,7 @@ def test_loading_never_unpickles(tmp_path):
         np.savez(out, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **{"value.x": bomb})
 
     assert cache.lookup("exp", PARAMS, 0).status == "miss"
+    assert not cache.holds("exp", PARAMS, 0)
     assert not marker.exists()
 
 
@@ -156,6 +157,7 @@ def test_key_changes_with_every_part_and_ignores_parameter_order(tmp_path):
 def test_miss_then_hit_with_the_original_compute_time(tmp_path):
     cache = Cache(tmp_path, ENV)
     assert cache.lookup("exp", PARAMS, 0).status == "miss"
+    assert not cache.holds("exp", PARAMS, 0)
 
     before = time.time()
     entry, cached = cache.get_or_compute("exp", PARAMS, 0, lambda: ({"ratio": 2.5}, 1.25))
@@ -163,6 +165,7 @@ def test_miss_then_hit_with_the_original_compute_time(tmp_path):
 
     lookup = cache.lookup("exp", PARAMS, 0)
     assert lookup.status == "hit" and lookup.key == cache.key("exp", PARAMS, 0)
+    assert cache.holds("exp", PARAMS, 0) and not cache.holds("exp", PARAMS, 1)
     assert lookup.entry.seconds == 1.25 and lookup.entry.computed_at >= before
     assert lookup.entry.parts == cache.key_parts("exp", PARAMS, 0)
 
