@@ -287,7 +287,6 @@ class ComputeSlots:
     def __init__(self, slots: int):
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise ValueError(f"compute slots must be an integer >= 1, got {slots!r}")
-        self.slots = slots
         self._free = threading.BoundedSemaphore(slots)
 
     def try_take(self) -> bool:
