@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from kb.config import PROJECT_ROOT
-from kb.parse import load_answers
-from kb.search import SearchIndex, answers_fingerprint
+from kb.answers.parse import load_answers
+from kb.search.index import SearchIndex, answers_fingerprint
 
 QUERIES = {
     "short": ["batch norm dropout", "covariate shift", "gamma beta"],

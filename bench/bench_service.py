@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb.config import Settings
-from kb.web import create_app
+from kb.web.app import create_app
 
 SLICE = 2.0  # seconds of one route's turn over HTTP
 

@@ -58,7 +58,7 @@ class Claim:
     id: str  # stable, anchor "claim-<id>"
     text: str  # the human sentence
     condition: str  # the source of the condition, as written
-    expr: Any  # the parsed, whitelisted expression tree (kb.expr)
+    expr: Any  # the parsed, whitelisted expression tree (kb.answers.expr)
     location: Location
 
 

@@ -24,7 +24,7 @@ import pytest
 # The kb modules (numpy, yaml, the engine) are imported on first use: every pytest run in
 # this environment loads the plugin, most of them without collecting a single answer.
 if TYPE_CHECKING:
-    from kb.executor import Executor
+    from kb.run.executor import Executor
     from kb.model import Answer, AnswerRun, Claim
 
 _ANSWERS = pytest.StashKey["dict[Path, dict[Path, Answer]]"]()  # folder -> file -> answer
@@ -54,7 +54,7 @@ def _answer(config: pytest.Config, path: Path) -> Answer:
     # The whole folder is loaded (once) because aliases and related links span answers.
     folders = config.stash[_ANSWERS]
     if path.parent not in folders:
-        from kb.parse import load_answers
+        from kb.answers.parse import load_answers
 
         answers = load_answers(path.parent, display_root=config.rootpath)
         folders[path.parent] = {answer.path: answer for answer in answers}
@@ -65,9 +65,9 @@ def _run(config: pytest.Config, answer: Answer) -> AnswerRun:
     runs = config.stash[_RUNS]
     if answer.path not in runs:
         if _EXECUTOR not in config.stash:
-            from kb.cache import Cache
+            from kb.run.cache import Cache
             from kb.config import Settings
-            from kb.executor import Executor
+            from kb.run.executor import Executor
 
             config.stash[_EXECUTOR] = Executor(Cache(Settings.from_env().cache_dir))
         runs[answer.path] = config.stash[_EXECUTOR].run(answer)
@@ -117,7 +117,7 @@ class ClaimItem(AnswerItem):
         self.line = claim.location.line
 
     def runtest(self) -> None:
-        from kb.claims import describe_outcome, evaluate_claim
+        from kb.run.claims import describe_outcome, evaluate_claim
 
         outcome = evaluate_claim(self.claim, [_run(self.config, self.answer)])
         if not outcome.holds:
@@ -126,7 +126,7 @@ class ClaimItem(AnswerItem):
 
 class DemosAndValuesItem(AnswerItem):
     def runtest(self) -> None:
-        from kb.claims import demos_ran, format_inline_values
+        from kb.run.claims import demos_ran, format_inline_values
 
         run = _run(self.config, self.answer)
         problems = [result.error for result in run.results.values() if result.error]

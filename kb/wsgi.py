@@ -9,8 +9,8 @@ warms the cache in the background, as ``kb serve`` does; the cache computes each
 across workers.
 """
 from kb.config import Settings
-from kb.serving import warm_in_background
-from kb.web import create_app
+from kb.cli.serve import warm_in_background
+from kb.web.app import create_app
 
 app = create_app(Settings.from_env())
 app.extensions["kb"].index.ensure_current(force=True)  # builds it if missing or stale

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import kb.cache
-from kb.cache import Cache, Environment, check_values
+import kb.run.cache
+from kb.run.cache import Cache, Environment, check_values
 
 FORK = multiprocessing.get_context("fork")
 ENV = Environment(engine="3f2a" + "0" * 28, numpy="1.26.4", matplotlib="3.8.0")
@@ -314,7 +314,7 @@ def test_write_atomically_removes_its_temporary_file_when_writing_fails(tmp_path
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        kb.cache.write_atomically(tmp_path / "x.npz", fail)
+        kb.run.cache.write_atomically(tmp_path / "x.npz", fail)
     assert list(tmp_path.iterdir()) == []
 
 

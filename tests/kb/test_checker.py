@@ -9,7 +9,7 @@ import pytest
 
 from engine.registry import get_experiment
 from kb.cli import main
-from kb.expr import format_quantity
+from kb.answers.expr import format_quantity
 
 
 @pytest.fixture

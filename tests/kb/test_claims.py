@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kb.cache import Cache
-from kb.claims import (
+from kb.run.cache import Cache
+from kb.run.claims import (
     INLINE_ERROR_MARKER,
     describe_outcome,
     evaluate_claim,
@@ -14,9 +14,9 @@ from kb.claims import (
     format_inline_values,
     format_value,
 )
-from kb.executor import Executor
+from kb.run.executor import Executor
 from kb.model import AnswerRun, DemoResult
-from kb.parse import parse_answer
+from kb.answers.parse import parse_answer
 
 
 @pytest.fixture

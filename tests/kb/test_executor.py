@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from engine.registry import Param, ParameterError, experiment, get_experiment
-from kb.cache import Cache
-from kb.executor import Executor
+from kb.run.cache import Cache
+from kb.run.executor import Executor
 from kb.model import Answer, Demonstration, Location
 
 

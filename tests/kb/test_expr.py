@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kb.expr import is_nan, parse_condition, parse_expression
+from kb.answers.expr import is_nan, parse_condition, parse_expression
 from kb.model import AnswerError, Location
 
 AT = Location("answers/x.md", 40)

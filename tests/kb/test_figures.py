@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from engine.registry import Param, experiment, figure
-from kb.cache import Cache
-from kb.executor import Executor
-from kb.figures import FigureError, figure_bytes, figure_key, render_figure
+from kb.run.cache import Cache
+from kb.run.executor import Executor
+from kb.run.figures import FigureError, figure_bytes, figure_key, render_figure
 from kb.model import Demonstration, DemoResult, FigureSpec, Location
 
 ANSWER_FILE = "answers/test-figures.md"

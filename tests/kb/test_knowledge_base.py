@@ -15,7 +15,7 @@ import pytest
 from engine.registry import Param, experiment, get_experiment
 from kb.config import PROJECT_ROOT
 from kb.model import Answer
-from kb.parse import (PROSE_TOKENS, SUMMARY_LIMIT, display_path, load_answers, parse_answer,
+from kb.answers.parse import (PROSE_TOKENS, SUMMARY_LIMIT, display_path, load_answers, parse_answer,
                       split_body)
 
 ANSWERS_DIR = PROJECT_ROOT / "answers"

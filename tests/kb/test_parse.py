@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kb.model import AnswerError
-from kb.parse import load_answer, load_answers, parse_answer
+from kb.answers.parse import load_answer, load_answers, parse_answer
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,10 @@ import pytest
 # Imported here, before pytester's in-process runs, which forget the modules first imported
 # during a run: importing the engine's experiments again would register them twice.
 import engine.experiments  # noqa: F401
-import kb.cache  # noqa: F401
-import kb.claims  # noqa: F401
-import kb.executor  # noqa: F401
-import kb.parse  # noqa: F401
+import kb.run.cache  # noqa: F401
+import kb.run.claims  # noqa: F401
+import kb.run.executor  # noqa: F401
+import kb.answers.parse  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
@@ -182,13 +182,13 @@ def test_demonstrations_run_once_per_session_per_answer(pytester, project, monke
     project("ratio", ANSWER)
     project("second", ANSWER)
     runs = []
-    real_run = kb.executor.Executor.run
+    real_run = kb.run.executor.Executor.run
 
     def counting_run(self, answer, *args, **kwargs):
         runs.append(answer.slug)
         return real_run(self, answer, *args, **kwargs)
 
-    monkeypatch.setattr(kb.executor.Executor, "run", counting_run)
+    monkeypatch.setattr(kb.run.executor.Executor, "run", counting_run)
     result = pytester.runpytest("answers")
     result.assert_outcomes(passed=4, failed=2)
     assert sorted(runs) == ["ratio", "second"]  # three items each, one run each

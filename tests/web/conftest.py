@@ -13,7 +13,7 @@ import pytest
 
 from engine.registry import Param, experiment, figure
 from kb.config import Settings
-from kb.web import create_app
+from kb.web.app import create_app
 
 
 @experiment(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from kb.web import create_app
+from kb.web.app import create_app
 from tests.conftest import import_or_skip
 
 pytestmark = pytest.mark.browser

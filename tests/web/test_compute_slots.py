@@ -10,7 +10,7 @@ import time
 import pytest
 
 from engine.registry import Param, experiment
-from kb.site import ComputeSlots
+from kb.web.site import ComputeSlots
 
 
 @experiment("test_slots_slow", params={"seconds": Param(float, 0.0, 0.0, 5.0, "time taken")})

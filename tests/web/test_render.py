@@ -5,9 +5,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from kb.claims import INLINE_ERROR_MARKER
+from kb.run.claims import INLINE_ERROR_MARKER
 from kb.model import Claim, ClaimOutcome, Location
-from kb.render import claim_html, error_box, figure_html, math_html, render_markdown, slugify
+from kb.web.render import claim_html, error_box, figure_html, math_html, render_markdown, slugify
 
 
 class _Elements(HTMLParser):

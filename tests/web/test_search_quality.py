@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kb.config import PROJECT_ROOT
-from kb.parse import load_answers
-from kb.search import SearchIndex, answers_fingerprint
+from kb.answers.parse import load_answers
+from kb.search.index import SearchIndex, answers_fingerprint
 
 ANSWERS_DIR = PROJECT_ROOT / "answers"
 EXPECTED_ANSWERS = 13

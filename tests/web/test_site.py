@@ -7,7 +7,7 @@ import time
 import pytest
 
 from engine.registry import ParameterError
-from kb.site import AnswerStore, MemoCache, View, parse_view
+from kb.web.site import AnswerStore, MemoCache, View, parse_view
 
 
 def test_memo_cache_makes_a_key_once_under_concurrent_requests():

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 
 from engine.registry import get_experiment
 from kb.config import PROJECT_ROOT, Settings
-from kb.web import create_app
+from kb.web.app import create_app
 
 
 class Page(HTMLParser):

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from kb.config import Settings
-from kb.parse import load_answers
-from kb.search import IndexBuild, SearchIndex, answers_fingerprint
+from kb.answers.parse import load_answers
+from kb.search.index import IndexBuild, SearchIndex, answers_fingerprint
 
 
 def answer_url(slug: str, base_url: str | None = None) -> str:

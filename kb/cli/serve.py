@@ -17,8 +17,8 @@ import time
 from werkzeug.serving import make_server
 
 from kb.config import Settings
-from kb.site import Site
-from kb.web import create_app
+from kb.web.site import Site
+from kb.web.app import create_app
 
 logger = logging.getLogger("kb.serve")
 

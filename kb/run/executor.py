@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from engine.registry import ParameterError, UnknownExperimentError, get_experiment
-from kb.cache import Cache, check_values, freeze_values
+from kb.run.cache import Cache, check_values, freeze_values
 from kb.model import Answer, AnswerRun, Demonstration, DemoResult
 
 _FORK = multiprocessing.get_context("fork")

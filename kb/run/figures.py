@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from engine.registry import drawer
-from kb.cache import ENGINE_DIR, Cache, digest, source_hash
+from kb.run.cache import ENGINE_DIR, Cache, digest, source_hash
 from kb.model import AnswerError, Demonstration, DemoResult, FigureSpec
 
 FORMATS = ("svg", "png")

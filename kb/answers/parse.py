@@ -21,7 +21,7 @@ import yaml
 
 from engine.registry import Experiment, ParameterError, UnknownExperimentError, get_experiment
 from kb.config import PROJECT_ROOT
-from kb.expr import parse_condition, parse_expression
+from kb.answers.expr import parse_condition, parse_expression
 from kb.model import (
     Answer,
     AnswerError,

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from kb.expr import (
+from kb.answers.expr import (
     Approx,
     Call,
     Compare,

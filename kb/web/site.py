@@ -7,7 +7,7 @@
 - ``ComputeSlots``: how many new computations for other views may run at once.
 - ``Site``: one of each, plus the executor, for one app; ``Outcome``: an answer run for a view.
 
-Nothing here knows about Flask: ``kb.web`` holds one ``Site`` per app.
+Nothing here knows about Flask: ``kb.web.app`` holds one ``Site`` per app.
 """
 from __future__ import annotations
 
@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping
 
 from engine.registry import ParameterError, UnknownExperimentError, get_experiment
-from kb.cache import Cache
-from kb.claims import evaluate_claims, format_inline_values
+from kb.run.cache import Cache
+from kb.run.claims import evaluate_claims, format_inline_values
 from kb.config import Settings
-from kb.executor import Executor
-from kb.figures import FORMATS, FigureError, figure_bytes
-from kb.indexing import refresh_index
+from kb.run.executor import Executor
+from kb.run.figures import FORMATS, FigureError, figure_bytes
+from kb.search.refresh import refresh_index
 from kb.model import Answer, AnswerRun, ClaimOutcome
-from kb.parse import load_answers
-from kb.search import SearchIndex, SearchResults
+from kb.answers.parse import load_answers
+from kb.search.index import SearchIndex, SearchResults
 
 logger = logging.getLogger(__name__)
 
@@ -342,7 +342,7 @@ class Site:
         self.executor = Executor(self.cache, timeout=timeout)
         self.compute_slots = ComputeSlots(compute_slots)
         self.outcomes = MemoCache(memo_size)  # (slug, view, generation) -> Outcome
-        self.pages = MemoCache(memo_size)  # rendered pages, keyed by kb.web
+        self.pages = MemoCache(memo_size)  # rendered pages, keyed by kb.web.app
         self.figures = MemoCache(memo_size)  # (slug, figure, format, view, generation) -> bytes
 
     def search(self, query: str, limit: int) -> SearchResults:

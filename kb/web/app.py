@@ -2,8 +2,8 @@
 
 ``create_app(settings)`` builds an app from explicit settings (no module-level app: see
 ``kb/wsgi.py`` for the one gunicorn imports). Routes only translate HTTP to calls on the
-app's ``Site`` (``kb.site``) and back: answers, views and caches live there, HTML snippets
-in ``kb.render``. User input never causes a 5xx: bad parameters give 400 with the reason,
+app's ``Site`` (``kb.web.site``) and back: answers, views and caches live there, HTML snippets
+in ``kb.web.render``. User input never causes a 5xx: bad parameters give 400 with the reason,
 unknown answers 404 with suggestions, in HTML or, under ``/api/``, in JSON.
 """
 from __future__ import annotations
@@ -25,12 +25,12 @@ from werkzeug.exceptions import HTTPException
 
 from engine.registry import ParameterError, get_experiment
 from kb.config import Settings
-from kb.figures import FigureError
+from kb.run.figures import FigureError
 from kb.model import Answer
-from kb.parse import SUMMARY_LIMIT, display_path
-from kb.render import claim_html, error_box, figure_html, render_markdown, slugify
-from kb.search import MAX_QUERY_CHARS
-from kb.site import MAX_SEED, Busy, Outcome, Site, View, parse_view
+from kb.answers.parse import SUMMARY_LIMIT, display_path
+from kb.web.render import claim_html, error_box, figure_html, render_markdown, slugify
+from kb.search.index import MAX_QUERY_CHARS
+from kb.web.site import MAX_SEED, Busy, Outcome, Site, View, parse_view
 
 logger = logging.getLogger(__name__)
 

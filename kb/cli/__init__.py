@@ -43,19 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.from_env(answers_dir=args.answers, data_dir=args.data)
     if args.command == "check":
-        from kb.checker import check_command
+        from kb.run.report import check_command
 
         return check_command(settings, args)
     if args.command == "serve":
-        from kb.serving import serve_command
+        from kb.cli.serve import serve_command
 
         return serve_command(settings, args)
     if args.command == "index":
-        from kb.indexing import index_command
+        from kb.search.refresh import index_command
 
         return index_command(settings, args)
     if args.command == "search":
-        from kb.indexing import search_command
+        from kb.search.refresh import search_command
 
         return search_command(settings, args)
     raise AssertionError(args.command)  # argparse refuses unknown commands

@@ -19,16 +19,16 @@ from markdown.extensions.toc import slugify as _markdown_slugify
 from markdown.preprocessors import Preprocessor
 from markupsafe import Markup
 
-from kb.claims import INLINE_ERROR_MARKER
+from kb.run.claims import INLINE_ERROR_MARKER
 from kb.model import ClaimOutcome
-from kb.parse import DISPLAY_MATH, ESCAPED_DOLLAR, INLINE_MATH
+from kb.answers.parse import DISPLAY_MATH, ESCAPED_DOLLAR, INLINE_MATH
 
 # One pass over the body finds, in order of priority: fenced code blocks (their content is
 # left alone, except the answer's own demo/claim blocks), inline code spans, escaped dollars,
 # display math, inline math and inline values. Inline math follows Pandoc's rule (no space
 # inside the dollars, no digit right after) so that "from $20,000 to $30,000" stays text; it
 # never holds a backtick, so it cannot swallow the start of a code span. Fences follow
-# CommonMark, as kb.parse reads them: up to three spaces before, a closing fence as long or
+# CommonMark, as kb.answers.parse reads them: up to three spaces before, a closing fence as long or
 # longer.
 _TOKENS = re.compile(
     rf"""

@@ -23,12 +23,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.cache import Cache
-from kb.claims import demos_ran, describe_outcome, evaluate_claims, format_inline_value
+from kb.run.cache import Cache
+from kb.run.claims import demos_ran, describe_outcome, evaluate_claims, format_inline_value
 from kb.config import Settings
-from kb.executor import Executor
+from kb.run.executor import Executor
 from kb.model import Answer, AnswerRun, ClaimOutcome, DemoResult
-from kb.parse import display_path, load_answers
+from kb.answers.parse import display_path, load_answers
 
 
 @dataclass(frozen=True)
