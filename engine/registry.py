@@ -23,6 +23,16 @@ class UnknownExperimentError(KeyError):
         return str(self.args[0])
 
 
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding limit; every caller accepts the same seeds
+
+
+def check_seed(value: Any) -> int:
+    """``value`` if it is a valid seed (an int in [0, MAX_SEED]); else ParameterError."""
+    if type(value) is not int or not 0 <= value <= MAX_SEED:
+        raise ParameterError(f"seed must be an integer in [0, {MAX_SEED}], got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Param:
     """One experiment parameter: its type, default, allowed range or choices, and meaning."""

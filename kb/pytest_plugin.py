@@ -24,11 +24,12 @@ import pytest
 # The kb modules (numpy, yaml, the engine) are imported on first use: every pytest run in
 # this environment loads the plugin, most of them without collecting a single answer.
 if TYPE_CHECKING:
+    from kb.model import Answer, Claim
+    from kb.run.evaluate import Evaluation
     from kb.run.executor import Executor
-    from kb.model import Answer, AnswerRun, Claim
 
 _ANSWERS = pytest.StashKey["dict[Path, dict[Path, Answer]]"]()  # folder -> file -> answer
-_RUNS = pytest.StashKey["dict[Path, AnswerRun]"]()
+_EVALUATIONS = pytest.StashKey["dict[Path, Evaluation]"]()
 _EXECUTOR = pytest.StashKey["Executor"]()
 
 
@@ -38,7 +39,7 @@ class AnswerFailure(Exception):
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_ANSWERS] = {}
-    config.stash[_RUNS] = {}
+    config.stash[_EVALUATIONS] = {}
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -61,17 +62,19 @@ def _answer(config: pytest.Config, path: Path) -> Answer:
     return folders[path.parent][path]
 
 
-def _run(config: pytest.Config, answer: Answer) -> AnswerRun:
-    runs = config.stash[_RUNS]
-    if answer.path not in runs:
+def _evaluation(config: pytest.Config, answer: Answer) -> Evaluation:
+    evaluations = config.stash[_EVALUATIONS]
+    if answer.path not in evaluations:
+        from kb.run.evaluate import evaluate
+
         if _EXECUTOR not in config.stash:
-            from kb.run.cache import Cache
             from kb.config import Settings
+            from kb.run.cache import Cache
             from kb.run.executor import Executor
 
             config.stash[_EXECUTOR] = Executor(Cache(Settings.from_env().cache_dir))
-        runs[answer.path] = config.stash[_EXECUTOR].run(answer)
-    return runs[answer.path]
+        evaluations[answer.path] = evaluate(answer, config.stash[_EXECUTOR])
+    return evaluations[answer.path]
 
 
 class AnswerFile(pytest.File):
@@ -117,24 +120,17 @@ class ClaimItem(AnswerItem):
         self.line = claim.location.line
 
     def runtest(self) -> None:
-        from kb.run.claims import describe_outcome, evaluate_claim
+        from kb.run.claims import describe_outcome
 
-        outcome = evaluate_claim(self.claim, [_run(self.config, self.answer)])
+        claims = _evaluation(self.config, self.answer).claims
+        outcome = next(o for o in claims if o.claim.id == self.claim.id)
         if not outcome.holds:
             raise AnswerFailure(describe_outcome(outcome))
 
 
 class DemosAndValuesItem(AnswerItem):
     def runtest(self) -> None:
-        from kb.run.claims import demos_ran, format_inline_values
-
-        run = _run(self.config, self.answer)
-        problems = [result.error for result in run.results.values() if result.error]
-        # A value whose demonstration failed says so; the demonstration's failure is enough.
-        problems += [
-            shown.error
-            for shown in format_inline_values(self.answer, run)
-            if shown.error and demos_ran(shown.value.expr, run)
-        ]
+        problems = [problem.message for problem in _evaluation(self.config, self.answer).problems
+                    if problem.kind != "file"]  # the file's own errors are file_errors' item
         if problems:
             raise AnswerFailure("\n".join(problems))

@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 import yaml
 
-from engine.registry import Experiment, ParameterError, UnknownExperimentError, get_experiment
+from engine.registry import (Experiment, ParameterError, UnknownExperimentError, check_seed,
+                             get_experiment)
 from kb.config import PROJECT_ROOT
 from kb.answers.expr import parse_condition, parse_expression
 from kb.model import (
@@ -409,9 +410,10 @@ class _AnswerParser:
             raise AnswerError(key_at("params"), f"params of '{name}' must be a mapping")
         params = self.resolve_params(experiment, overrides, mapping)
 
-        seed = values.get("seed", 0)
-        if type(seed) is not int or seed < 0:
-            raise AnswerError(key_at("seed"), f"seed must be a non-negative integer, got {seed!r}")
+        try:
+            seed = check_seed(values.get("seed", 0))
+        except ParameterError as exc:
+            raise AnswerError(key_at("seed"), str(exc)) from None
 
         figures = self.figures(experiment, mapping, figure_lines) if "figures" in values else ()
         return Demonstration(

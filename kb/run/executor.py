@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from typing import Any
+from typing import Any, Callable, Mapping
 
-from engine.registry import ParameterError, UnknownExperimentError, get_experiment
+from engine.registry import ParameterError, UnknownExperimentError, check_seed, get_experiment
 from kb.run.cache import Cache, check_values, freeze_values
 from kb.model import Answer, AnswerRun, Demonstration, DemoResult
 
@@ -67,12 +67,6 @@ class _CannotRun(Exception):
     def __init__(self, seed: int, params: dict[str, Any], reason: str):
         super().__init__(reason)
         self.seed, self.params, self.reason = seed, params, reason
-
-
-def _check_seed(seed: Any) -> int:
-    if type(seed) is not int or seed < 0:
-        raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
-    return seed
 
 
 class Executor:
@@ -139,7 +133,7 @@ class Executor:
         """(seed, resolved parameters) of ``demo`` run with ``seed`` and ``params``. _CannotRun
         when the demonstration's own experiment or parameters are broken; ParameterError when
         ``seed`` or ``params``, the caller's, are."""
-        seed = demo.seed if seed is None else _check_seed(seed)
+        seed = demo.seed if seed is None else check_seed(seed)
         try:
             experiment = get_experiment(demo.experiment)
             resolved = experiment.resolve(demo.params)
@@ -159,9 +153,11 @@ class Executor:
         self,
         answer: Answer,
         seed: int | None = None,
-        overrides: dict[str, dict] | None = None,
+        overrides: Mapping[str, Mapping] | None = None,
+        on_result: Callable[[DemoResult], None] | None = None,
     ) -> AnswerRun:
-        """Run every demonstration of ``answer``; ``overrides`` maps a demonstration to params."""
+        """Run every demonstration of ``answer``; ``overrides`` maps a demonstration to params;
+        ``on_result`` is told of each result as it comes."""
         overrides = overrides or {}
         unknown = sorted(set(overrides) - {demo.name for demo in answer.demonstrations})
         if unknown:
@@ -169,8 +165,9 @@ class Executor:
                 f"answer '{answer.slug}' has no demonstration '{unknown[0]}'"
                 f" (it has: {', '.join(d.name for d in answer.demonstrations) or 'none'})"
             )
-        results = {
-            demo.name: self.run_demo(demo, seed, overrides.get(demo.name))
-            for demo in answer.demonstrations
-        }
+        results = {}
+        for demo in answer.demonstrations:
+            results[demo.name] = self.run_demo(demo, seed, overrides.get(demo.name))
+            if on_result is not None:
+                on_result(results[demo.name])
         return AnswerRun(answer, seed, results)

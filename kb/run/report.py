@@ -24,20 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kb.run.cache import Cache
-from kb.run.claims import demos_ran, describe_outcome, evaluate_claims, format_inline_value
+from kb.run.claims import describe_outcome
 from kb.config import Settings
+from kb.run.evaluate import Problem, evaluate
 from kb.run.executor import Executor
-from kb.model import Answer, AnswerRun, ClaimOutcome, DemoResult
+from kb.model import Answer, ClaimOutcome, DemoResult
 from kb.answers.parse import display_path, load_answers
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A failure that is not a claim's: its JUnit test name, its line and its message."""
-
-    name: str
-    line: int
-    message: str  # one line, starting with file:line
 
 
 @dataclass(frozen=True)
@@ -64,7 +56,7 @@ class AnswerReport:
 
     def failures(self) -> list[tuple[int, str]]:
         """Every failure as (line, message), in file order."""
-        found = [(p.line, p.message) for p in self.problems]
+        found = [(p.line, p.describe()) for p in self.problems]
         found += [
             (o.claim.location.line, describe_outcome(o)) for o in self.outcomes if not o.holds
         ]
@@ -82,45 +74,15 @@ def check_answer(
     """Run ``answer``'s demonstrations for every seed and evaluate everything that uses them."""
     started = time.perf_counter()
     executor = Executor(Cache(cache_dir), fresh=fresh, timeout=timeout)
-    runs = []
-    for seed in seeds:
-        results = {}
-        for demo in answer.demonstrations:
-            results[demo.name] = executor.run_demo(demo, seed)
-            _progress(answer.slug, results[demo.name])
-        runs.append(AnswerRun(answer, seed, results))
-
-    problems = [Problem("answer file", error.location.line, str(error)) for error in answer.errors]
-    timings: list[DemoTiming] = []
+    evaluation = evaluate(answer, executor, seeds,
+                          on_result=lambda result: _progress(answer.slug, result))
+    timings = []
     for demo in answer.demonstrations:
-        results = [run.results[demo.name] for run in runs]
-        failed = next((r for r in results if r.error), None)
-        if failed is not None:
-            message = f"{failed.error} at seed {failed.seed}"
-            problems.append(Problem(f"demonstration {demo.name}", demo.location.line, message))
-        seconds = tuple(r.seconds for r in results)
-        cached = all(r.cached for r in results)
-        timings.append(
-            DemoTiming(demo.name, str(demo.location), seconds, cached, failed is not None)
-        )
-    for inline in answer.inline_values:
-        # A value whose demonstration failed is not reported again: that failure already is.
-        for run in (run for run in runs if demos_ran(inline.expr, run)):
-            shown = format_inline_value(inline, run)
-            if shown.error:
-                name = f"inline value {{{{{inline.source}}}}} line {inline.location.line}"
-                problems.append(
-                    Problem(name, inline.location.line, f"{shown.error} at seed {run.seed}")
-                )
-                break
-    return AnswerReport(
-        answer.slug,
-        display_path(answer.path),
-        evaluate_claims(answer, runs),
-        problems,
-        timings,
-        time.perf_counter() - started,
-    )
+        results = [run.results[demo.name] for run in evaluation.runs]
+        timings.append(DemoTiming(demo.name, str(demo.location), tuple(r.seconds for r in results),
+                                  all(r.cached for r in results), any(r.error for r in results)))
+    return AnswerReport(answer.slug, display_path(answer.path), evaluation.claims,
+                        evaluation.problems, timings, time.perf_counter() - started)
 
 
 def _check_all(
@@ -171,7 +133,7 @@ def write_junit(reports: list[AnswerReport], path: Path) -> None:
             cases += 1
         for problem in report.problems:
             case = _testcase(suite, report, problem.name, problem.line)
-            ET.SubElement(case, "failure", message=problem.message).text = problem.message
+            ET.SubElement(case, "failure", message=problem.describe()).text = problem.describe()
             failed += 1
             cases += 1
         suite.set("tests", str(cases))

@@ -30,7 +30,8 @@ from kb.model import Answer
 from kb.answers.parse import SUMMARY_LIMIT, display_path
 from kb.web.render import claim_html, error_box, figure_html, render_markdown, slugify
 from kb.search.index import MAX_QUERY_CHARS
-from kb.web.site import MAX_SEED, Busy, Outcome, Site, View, parse_view
+from engine.registry import MAX_SEED
+from kb.web.site import Busy, Outcome, Site, View, parse_view
 
 logger = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping
 
-from engine.registry import ParameterError, UnknownExperimentError, get_experiment
+from engine.registry import ParameterError, UnknownExperimentError, check_seed, get_experiment
 from kb.run.cache import Cache
-from kb.run.claims import evaluate_claims, format_inline_values
 from kb.config import Settings
+from kb.run.evaluate import Evaluation, evaluate
 from kb.run.executor import Executor
 from kb.run.figures import FORMATS, FigureError, figure_bytes
 from kb.search.refresh import refresh_index
@@ -33,7 +33,6 @@ from kb.search.index import SearchIndex, SearchResults
 
 logger = logging.getLogger(__name__)
 
-MAX_SEED = 2**32 - 1
 # A failed or timed-out demonstration is tried again after this many seconds, not on every
 # view: one that runs into its time limit would otherwise cost that much on each request.
 RETRY_FAILED_AFTER = 60.0
@@ -203,12 +202,7 @@ def parse_view(answer: Answer, args: Mapping[str, str]) -> View:
     seed = None
     text = (args.get("seed") or "").strip()
     if text:
-        try:
-            seed = int(text)
-        except ValueError:
-            seed = -1
-        if not 0 <= seed <= MAX_SEED:
-            raise ParameterError(f"seed must be an integer in [0, {MAX_SEED}], got {text!r}")
+        seed = check_seed(int(text) if text.isdigit() else text)
         if all(demo.seed == seed for demo in answer.demonstrations):
             seed = None  # the answer's own seeds: the same view
     requested: dict[str, dict[str, str]] = {}
@@ -244,19 +238,37 @@ def parse_view(answer: Answer, args: Mapping[str, str]) -> View:
 
 @dataclass
 class Outcome:
-    """An answer shown with one view: its run, its claims' outcomes, its inline values."""
+    """An answer shown with one view: its evaluation (one run: the view's seed)."""
 
-    answer: Answer
     view: View
-    run: AnswerRun
-    claims: list[ClaimOutcome]
-    values: dict[str, str | None]  # inline value source -> formatted text (None: unavailable)
-    errors: list[str]  # every problem, each naming its file:line
+    evaluation: Evaluation
+
+    @property
+    def answer(self) -> Answer:
+        return self.evaluation.answer
+
+    @property
+    def run(self) -> AnswerRun:
+        return self.evaluation.runs[0]
+
+    @property
+    def claims(self) -> list[ClaimOutcome]:
+        return self.evaluation.claims
+
+    @property
+    def values(self) -> dict[str, str | None]:
+        """Inline value source -> formatted text (None: unavailable)."""
+        return self.evaluation.shown_values()
+
+    @property
+    def errors(self) -> list[str]:
+        """Every problem, each naming its file:line."""
+        return [problem.message for problem in self.evaluation.problems]
 
     @property
     def complete(self) -> bool:
         """Whether every demonstration produced values."""
-        return all(result.values is not None for result in self.run.results.values())
+        return self.evaluation.complete
 
     def keep_for(self) -> float:
         """Seconds to keep this in memory: for ever, or until it is worth trying again."""
@@ -357,15 +369,19 @@ class Site:
             keep_for=Outcome.keep_for)
 
     def _evaluate(self, answer: Answer, view: View) -> Outcome:
+        def run() -> Outcome:
+            return Outcome(view, evaluate(answer, self.executor, [view.seed],
+                                          view.overrides_dict()))
+
         if view == View():
-            return evaluate(answer, view, self.executor)
+            return run()
         missing = self.executor.to_compute(answer, view.seed, view.overrides_dict())
         if not missing:
-            return evaluate(answer, view, self.executor)
+            return run()
         if not self.compute_slots.try_take():
             raise Busy(answer, missing)
         try:
-            return evaluate(answer, view, self.executor)
+            return run()
         finally:
             self.compute_slots.give_back()
 
@@ -400,23 +416,3 @@ class Site:
                         logger.warning("%s", exc)
             warmed += 1
         return warmed
-
-
-def evaluate(answer: Answer, view: View, executor: Executor) -> Outcome:
-    """Run ``answer``'s demonstrations for ``view`` and evaluate its claims and inline values."""
-    run = executor.run(answer, seed=view.seed, overrides=view.overrides_dict())
-    inline = format_inline_values(answer, run)
-    errors = [str(error) for error in answer.errors]
-    errors += [r.error for r in run.results.values() if r.error is not None]
-    # A value that failed because its demonstration did is already explained by that error.
-    errors += [i.error for i in inline if i.error is not None
-               and all(run.results[d].values is not None for d in i.value.expr.demos()
-                       if d in run.results)]
-    return Outcome(
-        answer=answer,
-        view=view,
-        run=run,
-        claims=evaluate_claims(answer, [run]),
-        values={i.value.source.strip(): None if i.error else i.text for i in inline},
-        errors=errors,
-    )

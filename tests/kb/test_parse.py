@@ -207,7 +207,7 @@ MALFORMED = [
         ```
         """,
         "seed: -1",
-        "non-negative integer",
+        "seed must be an integer in [0, 4294967295], got -1",
     ),
     (
         "duplicate demonstration",

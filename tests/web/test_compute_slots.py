@@ -74,10 +74,10 @@ def test_a_computation_holds_the_slot_until_it_ends(app, answers_dir, slots, mon
     executor = app.extensions["kb"].executor
     computing, run = threading.Event(), executor.run
 
-    def run_and_tell(answer, seed=None, overrides=None):
+    def run_and_tell(answer, seed=None, overrides=None, on_result=None):
         if overrides:
             computing.set()
-        return run(answer, seed, overrides)
+        return run(answer, seed, overrides, on_result)
 
     monkeypatch.setattr(executor, "run", run_and_tell)
     statuses = {}

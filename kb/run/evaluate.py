@@ -1,0 +1,97 @@
+"""The one evaluation step: an answer and the seeds/parameters it is shown or checked with ->
+its demonstrations' results, its claims' outcomes, its inline values and its problems.
+
+``kb check``, the web service and the pytest plugin all call :func:`evaluate`; they differ
+only in what they do with the ``Evaluation`` (print it, render it, turn it into test items).
+
+The one rule of what counts as a problem lives here too: every error in the answer file,
+every demonstration that fails (reported once, at its first failing seed), and every inline
+value that cannot be computed although the demonstrations it reads ran (a value whose
+demonstration failed is explained by that failure and is not reported again).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+from kb.model import Answer, AnswerRun, ClaimOutcome, DemoResult
+from kb.run.claims import InlineResult, demos_ran, evaluate_claims, format_inline_values
+from kb.run.executor import Executor
+
+OWN_SEEDS: tuple[None] = (None,)  # each demonstration with the seed written in the answer
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A failure that is not a claim's: its kind ("file", "demonstration" or "value"), its name
+    (a JUnit test name), its Markdown line, its message (one line, starting with file:line)
+    and the seed it happened at (None: the answer's own seeds, or a problem of the file)."""
+
+    kind: str
+    name: str
+    line: int
+    message: str
+    seed: int | None = None
+
+    def describe(self) -> str:
+        """The message, naming the seed when it was one asked for."""
+        return self.message if self.seed is None else f"{self.message} at seed {self.seed}"
+
+
+@dataclass
+class Evaluation:
+    """An answer evaluated over one or more runs (one per seed)."""
+
+    answer: Answer
+    runs: list[AnswerRun]
+    claims: list[ClaimOutcome]  # each over every run: it holds only if it holds for all
+    values: list[list[InlineResult]]  # per run, every inline value in file order
+    problems: list[Problem]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every demonstration produced values in every run."""
+        return all(r.values is not None for run in self.runs for r in run.results.values())
+
+    def shown_values(self) -> dict[str, str | None]:
+        """The first run's inline values by source: the formatted text, None when unavailable."""
+        return {v.value.source.strip(): None if v.error else v.text for v in self.values[0]}
+
+
+def evaluate(
+    answer: Answer,
+    executor: Executor,
+    seeds: Sequence[int | None] = OWN_SEEDS,
+    overrides: Mapping[str, Mapping] | None = None,
+    on_result: Callable[[DemoResult], None] | None = None,
+) -> Evaluation:
+    """Run ``answer``'s demonstrations once per seed (None: the answer's own seeds), with
+    ``overrides`` (demonstration -> parameters), and evaluate everything that uses them.
+
+    A bad seed or parameter raises ParameterError (the caller's request is wrong); every
+    other problem is in the result. ``on_result`` is told of each demonstration as it ends.
+    """
+    if not seeds:
+        raise ValueError("evaluate needs at least one seed (None: the answer's own)")
+    runs = [executor.run(answer, seed, overrides, on_result) for seed in seeds]
+    values = [format_inline_values(answer, run) for run in runs]
+    return Evaluation(answer, runs, evaluate_claims(answer, runs), values,
+                      _problems(answer, runs, values))
+
+
+def _problems(answer: Answer, runs: list[AnswerRun], values: list[list[InlineResult]]
+              ) -> list[Problem]:
+    problems = [Problem("file", "answer file", e.location.line, str(e)) for e in answer.errors]
+    for demo in answer.demonstrations:
+        failed = next((run for run in runs if run.results[demo.name].error), None)
+        if failed is not None:
+            problems.append(Problem("demonstration", f"demonstration {demo.name}", demo.location.line,
+                                    failed.results[demo.name].error, failed.seed))
+    for position, inline in enumerate(answer.inline_values):
+        for run, shown in zip(runs, values):
+            if shown[position].error and demos_ran(inline.expr, run):
+                problems.append(Problem(
+                    "value", f"inline value {{{{{inline.source}}}}} line {inline.location.line}",
+                    inline.location.line, shown[position].error, run.seed))
+                break
+    return problems
