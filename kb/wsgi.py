@@ -1,5 +1,5 @@
-"""The WSGI app for production servers, configured from the environment (KB_ANSWERS,
-KB_DATA, KB_BASE_URL; see ``kb.config``)::
+"""The WSGI app for production servers, configured from the environment (every ``KB_``
+variable of ``kb.config``, listed in the README)::
 
     gunicorn -w 2 --threads 4 -b 127.0.0.1:8000 kb.wsgi:app
 
@@ -9,8 +9,8 @@ warms the cache in the background, as ``kb serve`` does; the cache computes each
 across workers.
 """
 from kb.config import Settings
-from kb.cli.serve import warm_in_background
 from kb.web.app import create_app
+from kb.web.warm import warm_in_background
 
 app = create_app(Settings.from_env())
 app.extensions["kb"].index.ensure_current(force=True)  # builds it if missing or stale

@@ -1,64 +1,49 @@
 """The ``kb`` command line: the front door to checking, indexing, searching and serving.
 
-Each subcommand lives in the module that does its work; this file only parses arguments.
+Built with click (which Flask brings): each subcommand lives in a module of its own in this
+package and calls library modules; no library module imports a command.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from kb.config import Settings
+import click
+
+from kb.cli.check import check
+from kb.cli.index import index, search
+from kb.cli.serve import serve
+from kb.config import ConfigError, Settings
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kb", description=__doc__.splitlines()[0])
-    parser.add_argument("--answers", help="folder of answer files (default: the project's answers/)")
-    parser.add_argument("--data", help="folder for the index and the cache (default: .kb/)")
-    sub = parser.add_subparsers(dest="command", required=True)
+@click.group(help="Check, index, search and serve the batch-norm answers.", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--answers", type=click.Path(file_okay=False, path_type=str),
+              help="Folder of answer files (default: $KB_ANSWERS, else the project's answers/).")
+@click.option("--data", type=click.Path(file_okay=False, path_type=str),
+              help="Folder for the index and the cache (default: $KB_DATA, else .kb/).")
+@click.pass_context
+def cli(context: click.Context, answers: str | None, data: str | None) -> None:
+    try:
+        context.obj = Settings.from_env(answers_dir=answers, data_dir=data)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
 
-    check = sub.add_parser("check", help="rerun every demonstration and check every claim")
-    check.add_argument("slugs", nargs="*", help="only these answers (default: all)")
-    check.add_argument("--seeds", type=int, default=1, metavar="K", help="seeds per demonstration")
-    check.add_argument("--seed-offset", type=int, default=0, metavar="S", help="first seed")
-    check.add_argument("--cached", action="store_true", help="reuse cached results")
-    check.add_argument("--junit", metavar="FILE", help="write JUnit XML, one testcase per claim")
-    check.add_argument("--jobs", type=int, default=1, metavar="N", help="answers in parallel")
-    check.add_argument("--timeout", type=float, default=60.0, metavar="SEC",
-                       help="time limit per demonstration run")
 
-    serve = sub.add_parser("serve", help="serve the site on one machine")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-
-    sub.add_parser("index", help="rebuild the search index atomically")
-
-    search = sub.add_parser("search", help="search the answers from the command line")
-    search.add_argument("query")
-    search.add_argument("--limit", type=int, default=10)
-    search.add_argument("--json", action="store_true", help="print the JSON of /api/search")
-    return parser
+for command in (check, serve, index, search):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    settings = Settings.from_env(answers_dir=args.answers, data_dir=args.data)
-    if args.command == "check":
-        from kb.run.report import check_command
-
-        return check_command(settings, args)
-    if args.command == "serve":
-        from kb.cli.serve import serve_command
-
-        return serve_command(settings, args)
-    if args.command == "index":
-        from kb.search.refresh import index_command
-
-        return index_command(settings, args)
-    if args.command == "search":
-        from kb.search.refresh import search_command
-
-        return search_command(settings, args)
-    raise AssertionError(args.command)  # argparse refuses unknown commands
+    """Run ``kb`` with ``argv`` (default: the process's arguments); returns the exit code:
+    0 done, 1 something checked failed, 2 the command itself is wrong."""
+    try:
+        code = cli.main(args=argv, prog_name="kb", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return 1
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,20 +1,15 @@
-"""``kb check``: rerun every demonstration, evaluate every inline value and claim.
-
-Each demonstration runs with K seeds S..S+K-1 (``--seeds K --seed-offset S``; by default one
-seed, 0), which replace the seeds written in the answer; a claim passes only if it holds for
-every seed. Results are computed afresh unless ``--cached``.
+"""The report of ``kb check``: every answer evaluated over the chosen seeds, with its claim
+outcomes, its other failures (each one line starting with ``file:line``), the demonstrations'
+run times, and JUnit XML (one testcase per claim and per other failure).
 
 Counting: every claim is one test, passed or failed (a claim that cannot be evaluated,
-e.g. because its demonstration failed, failed). Every other problem is one failure too:
-each error in an answer file, each demonstration that fails (at any seed), and each inline
-value that cannot be computed although its demonstrations ran. Every failure is printed as
-one line starting with ``file:line``. Exit code 0 when nothing failed, 1 when something
-did, 2 when the command itself is wrong (unknown slug, bad option).
+e.g. because its demonstration failed, failed). Every other problem is one failure too (the
+rule is ``kb.run.evaluate``'s): each error in an answer file, each demonstration that fails
+(at any seed), and each inline value that cannot be computed although its demonstrations ran.
 """
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import sys
 import time
@@ -25,11 +20,10 @@ from pathlib import Path
 
 from kb.run.cache import Cache
 from kb.run.claims import describe_outcome
-from kb.config import Settings
 from kb.run.evaluate import Problem, evaluate
 from kb.run.executor import Executor
 from kb.model import Answer, ClaimOutcome, DemoResult
-from kb.answers.parse import display_path, load_answers
+from kb.answers.parse import display_path
 
 
 @dataclass(frozen=True)
@@ -85,24 +79,20 @@ def check_answer(
                         evaluation.problems, timings, time.perf_counter() - started)
 
 
-def _check_all(
-    answers: list[Answer], seeds: list[int], settings: Settings, args
-) -> list[AnswerReport]:
-    fresh, timeout = not args.cached, args.timeout
-    if args.jobs == 1 or len(answers) <= 1:
-        return [check_answer(a, seeds, settings.cache_dir, fresh, timeout) for a in answers]
-    else:
-        # "fork", as the executor uses: experiments registered at run time exist in workers.
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(min(args.jobs, len(answers)), mp_context=context) as pool:
-            futures = [
-                pool.submit(check_answer, a, seeds, settings.cache_dir, fresh, timeout)
-                for a in answers
-            ]
-            return [future.result() for future in futures]
+def check_answers(answers: list[Answer], seeds: list[int], cache_dir: Path, *, fresh: bool,
+                  timeout: float, jobs: int = 1) -> list[AnswerReport]:
+    """Every answer checked over ``seeds``, ``jobs`` answers at a time (in worker processes)."""
+    if jobs == 1 or len(answers) <= 1:
+        return [check_answer(a, seeds, cache_dir, fresh, timeout) for a in answers]
+    # "fork", as the executor uses: experiments registered at run time exist in workers.
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(min(jobs, len(answers)), mp_context=context) as pool:
+        futures = [pool.submit(check_answer, a, seeds, cache_dir, fresh, timeout)
+                   for a in answers]
+        return [future.result() for future in futures]
 
 
-def _timing_table(reports: list[AnswerReport]) -> list[str]:
+def timing_table(reports: list[AnswerReport]) -> list[str]:
     rows = [
         (max(t.seconds, default=0.0), len(t.seconds), f"{r.slug}/{t.demonstration}", t)
         for r in reports
@@ -156,61 +146,3 @@ def _testcase(suite: ET.Element, report: AnswerReport, name: str, line: int) -> 
         file=report.path,
         line=str(line),
     )
-
-
-def _usage_error(args: argparse.Namespace) -> str | None:
-    if args.seeds < 1:
-        return f"--seeds must be at least 1, got {args.seeds}"
-    if args.seed_offset < 0:
-        return f"--seed-offset must be non-negative, got {args.seed_offset}"
-    if args.jobs < 1:
-        return f"--jobs must be at least 1, got {args.jobs}"
-    if not args.timeout > 0:
-        return f"--timeout must be positive seconds, got {args.timeout}"
-    return None
-
-
-def _select(answers: list[Answer], slugs: list[str]) -> tuple[list[Answer], str | None]:
-    by_name = {alias: a for a in answers for alias in a.aliases}
-    by_name.update({a.slug: a for a in answers})
-    unknown = [slug for slug in slugs if slug not in by_name]
-    if unknown:
-        known = ", ".join(a.slug for a in answers) or "none"
-        return [], f"unknown answer '{unknown[0]}' (known: {known})"
-    if not slugs:
-        return answers, None
-    chosen = {by_name[slug].slug for slug in slugs}
-    return [a for a in answers if a.slug in chosen], None
-
-
-def check_command(settings: Settings, args: argparse.Namespace) -> int:
-    problem = _usage_error(args)
-    if problem is None and not settings.answers_dir.is_dir():
-        problem = f"no answers folder at {settings.answers_dir}"
-    if problem is None:
-        answers, problem = _select(load_answers(settings.answers_dir), args.slugs)
-    if problem is not None:
-        print(f"kb check: {problem}", file=sys.stderr)
-        return 2
-    seeds = list(range(args.seed_offset, args.seed_offset + args.seeds))
-    count = f"{len(answers)} answer{'s' if len(answers) != 1 else ''}"
-    print(f"kb check: {count}, seeds {seeds[0]}..{seeds[-1]}", file=sys.stderr, flush=True)
-    reports = _check_all(answers, seeds, settings, args)
-
-    passed = failed = 0
-    for report in reports:
-        failures = report.failures()
-        passed += report.passed
-        failed += len(failures)
-        print(
-            f"{report.slug}: {report.passed} passed, {len(failures)} failed ({report.seconds:.1f} s)"
-        )
-        for _, message in failures:
-            print(message)
-    print()
-    print("\n".join(_timing_table(reports)))
-    print()
-    print(f"{passed} passed, {failed} failed")
-    if args.junit:
-        write_junit(reports, Path(args.junit))
-    return 0 if failed == 0 else 1

@@ -41,32 +41,13 @@ pages = Blueprint("pages", __name__)
 api = Blueprint("api", __name__, url_prefix="/api")
 
 
-def create_app(settings: Settings | None = None, **config: Any) -> Flask:
-    """A new app serving ``settings`` (default: from the environment).
-
-    ``config`` overrides: KB_RELOAD_INTERVAL (seconds between looks at the answers folder),
-    KB_INDEX_INTERVAL (seconds between search-index freshness checks), KB_MEMO_SIZE (pages,
-    results and figures kept in memory), KB_DEMO_TIMEOUT (seconds per demonstration run),
-    KB_COMPUTE_SLOTS (computations for seeds and parameters other than an answer's own that
-    may run at once in this process; a view that needs one while all are taken gets a 503
-    with Retry-After).
-    """
+def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
+    """A new app serving ``settings`` (default: from the environment, see ``kb.config``);
+    ``flask_config`` goes to Flask's own config (e.g. ``TESTING=True``)."""
     app = Flask(__name__)
-    app.config.from_mapping(
-        KB_RELOAD_INTERVAL=1.0, KB_INDEX_INTERVAL=5.0, KB_MEMO_SIZE=256, KB_DEMO_TIMEOUT=60.0,
-        KB_COMPUTE_SLOTS=1,
-    )
-    app.config.update(config)
+    app.config.update(flask_config)
     app.json.sort_keys = False
-    settings = settings or Settings.from_env()
-    app.extensions["kb"] = Site(
-        settings,
-        reload_interval=app.config["KB_RELOAD_INTERVAL"],
-        index_interval=app.config["KB_INDEX_INTERVAL"],
-        memo_size=app.config["KB_MEMO_SIZE"],
-        timeout=app.config["KB_DEMO_TIMEOUT"],
-        compute_slots=app.config["KB_COMPUTE_SLOTS"],
-    )
+    app.extensions["kb"] = Site(settings or Settings.from_env())
     app.register_blueprint(pages)
     app.register_blueprint(api)
     app.register_error_handler(HTTPException, _http_error)

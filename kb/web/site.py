@@ -202,7 +202,7 @@ def parse_view(answer: Answer, args: Mapping[str, str]) -> View:
     seed = None
     text = (args.get("seed") or "").strip()
     if text:
-        seed = check_seed(int(text) if text.isdigit() else text)
+        seed = check_seed(int(text) if text.isascii() and text.isdigit() else text)
         if all(demo.seed == seed for demo in answer.demonstrations):
             seed = None  # the answer's own seeds: the same view
     requested: dict[str, dict[str, str]] = {}
@@ -343,19 +343,17 @@ class KeptIndex:
 class Site:
     """Everything one app serves from: answers, search, the executor and in-memory caches."""
 
-    def __init__(self, settings: Settings, *, reload_interval: float = 1.0,
-                 index_interval: float = 5.0, memo_size: int = 256, timeout: float = 60.0,
-                 compute_slots: int = 1):
+    def __init__(self, settings: Settings):
         self.settings = settings
-        self.answers = AnswerStore(settings.answers_dir, reload_interval)
+        self.answers = AnswerStore(settings.answers_dir, settings.reload_interval)
         self.index = KeptIndex(SearchIndex(settings.index_dir), settings.answers_dir,
-                               index_interval)
+                               settings.index_interval)
         self.cache = Cache(settings.cache_dir)
-        self.executor = Executor(self.cache, timeout=timeout)
-        self.compute_slots = ComputeSlots(compute_slots)
-        self.outcomes = MemoCache(memo_size)  # (slug, view, generation) -> Outcome
-        self.pages = MemoCache(memo_size)  # rendered pages, keyed by kb.web.app
-        self.figures = MemoCache(memo_size)  # (slug, figure, format, view, generation) -> bytes
+        self.executor = Executor(self.cache, timeout=settings.demo_timeout)
+        self.compute_slots = ComputeSlots(settings.compute_slots)
+        self.outcomes = MemoCache(settings.memo_size)  # (slug, view, generation) -> Outcome
+        self.pages = MemoCache(settings.memo_size)  # rendered pages, keyed by kb.web
+        self.figures = MemoCache(settings.memo_size)  # (slug, figure, format, view, generation)
 
     def search(self, query: str, limit: int) -> SearchResults:
         return self.index.search(query, limit)

@@ -246,10 +246,10 @@ def test_slugs_select_answers_and_unknown_ones_are_refused(write_answer, check):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--seeds", "0"], "--seeds must be at least 1"),
-        (["--jobs", "0"], "--jobs must be at least 1"),
-        (["--seed-offset", "-1"], "--seed-offset must be non-negative"),
-        (["--timeout", "0"], "--timeout"),
+        (["--seeds", "0"], "Invalid value for '--seeds': 0 is not in the range x>=1"),
+        (["--jobs", "0"], "Invalid value for '--jobs': 0 is not in the range x>=1"),
+        (["--seed-offset", "-1"], "Invalid value for '--seed-offset': -1 is not in the range"),
+        (["--timeout", "0"], "Invalid value for '--timeout': 0.0 is not in the range x>0"),
     ],
 )
 def test_bad_options_exit_2(write_answer, check, args, message):

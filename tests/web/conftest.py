@@ -161,7 +161,7 @@ def settings(tmp_path: Path, answers_dir: Path) -> Settings:
 @pytest.fixture
 def app(settings: Settings):
     # No throttling: tests edit answer files and expect the next request to see the change.
-    return create_app(settings, TESTING=True, KB_RELOAD_INTERVAL=0.0, KB_INDEX_INTERVAL=0.0)
+    return create_app(settings.replace(reload_interval=0.0, index_interval=0.0), TESTING=True)
 
 
 @pytest.fixture

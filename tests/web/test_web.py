@@ -384,7 +384,7 @@ def test_link_preview_tags(client):
 
 def test_link_previews_use_the_configured_public_url(settings):
     behind_proxy = Settings(settings.answers_dir, settings.data_dir, "https://kb.example.org/")
-    client = create_app(behind_proxy, KB_RELOAD_INTERVAL=0.0).test_client()
+    client = create_app(behind_proxy.replace(reload_interval=0.0)).test_client()
     meta = page(client, "/a/noise").meta
     assert meta["og:image"] == "https://kb.example.org/a/noise/figures/samples-plot.png"
     assert meta["og:url"] == "https://kb.example.org/a/noise"
