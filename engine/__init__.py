@@ -40,6 +40,15 @@ from engine.measure import (
     weight_gradient_norms,
 )
 from engine.network import MLP, HiddenBlock, build_mlp
+from engine.normalization import (
+    GhostBatchNorm1d,
+    JitteredNorm,
+    draw_jitter,
+    ghost_batchnorm_backward,
+    ghost_batchnorm_forward,
+    jitter_backward,
+    jitter_forward,
+)
 from engine.optim import SGD
 from engine.train import accuracy, minibatch_indices, predict, train, train_step
 
@@ -57,6 +66,8 @@ __all__ = [
     "softmax_cross_entropy", "logistic_loss",
     "PreactivationRecorder", "internal_covariate_shift", "percentiles", "weight_gradient_norms",
     "MLP", "HiddenBlock", "build_mlp",
+    "GhostBatchNorm1d", "ghost_batchnorm_forward", "ghost_batchnorm_backward",
+    "JitteredNorm", "draw_jitter", "jitter_forward", "jitter_backward",
     "SGD",
     "train_step", "train", "minibatch_indices", "predict", "accuracy",
 ]

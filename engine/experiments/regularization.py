@@ -13,73 +13,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.batchnorm import (BatchNorm1d, batchnorm_backward, batchnorm_forward,
-                              update_running_average)
 from engine.data import make_cats
 from engine.losses import softmax_cross_entropy
 from engine.network import build_mlp
+from engine.normalization import GhostBatchNorm1d
 from engine.optim import SGD
 from engine.registry import Param, ParameterError, experiment
 from engine.train import accuracy, train
 
 MOMENTUM = 0.9
 CLASSES = 2  # cat or not
-
-
-class GhostBatchNorm1d(BatchNorm1d):
-    """Batch norm whose training-mode statistics come from consecutive chunks of
-    ``ghost_batch`` rows (Ghost Batch Norm); eval mode and batches no larger than a chunk
-    behave exactly like ``BatchNorm1d``. The running averages move once per batch, by the
-    average of the chunks' means and unbiased variances."""
-
-    def __init__(self, num_features, ghost_batch: int, **kwargs):
-        super().__init__(num_features, **kwargs)
-        if isinstance(ghost_batch, bool) or not isinstance(ghost_batch, (int, np.integer)) \
-                or ghost_batch < 2:
-            raise ValueError(f"ghost_batch must be an integer >= 2, got {ghost_batch!r}")
-        self.ghost_batch = int(ghost_batch)
-        self._chunks = None  # chunk count of the last ghost forward; None: plain batch norm
-
-    def _to_columns(self, a: np.ndarray, chunks: int) -> np.ndarray:
-        # (chunks * g, C) -> (g, chunks * C): each column is one feature of one chunk, so a
-        # single call of the engine's batch norm normalizes every chunk separately.
-        g = self.ghost_batch
-        return a.reshape(chunks, g, -1).transpose(1, 0, 2).reshape(g, -1)
-
-    def _from_columns(self, a: np.ndarray, chunks: int) -> np.ndarray:
-        g = self.ghost_batch
-        return a.reshape(g, chunks, -1).transpose(1, 0, 2).reshape(chunks * g, -1)
-
-    def forward(self, x, training=True) -> np.ndarray:
-        x = np.asarray(x, dtype=self.dtype)
-        self._chunks = None
-        if not training or x.shape[0] <= self.ghost_batch:
-            return super().forward(x, training)
-        if x.ndim != 2 or x.shape[0] % self.ghost_batch:
-            raise ValueError(f"x must be (N, C) with N a multiple of ghost_batch = "
-                             f"{self.ghost_batch}, got shape {x.shape}")
-        chunks = x.shape[0] // self.ghost_batch
-        y, self._cache = batchnorm_forward(
-            self._to_columns(x, chunks), np.tile(self.gamma, chunks),
-            np.tile(self.beta, chunks), self.eps, workspace=self._workspace)
-        self._chunks = chunks
-        g = self.ghost_batch
-        means = self._cache.mean.reshape(chunks, -1).mean(axis=0)
-        variances = self._cache.var.reshape(chunks, -1).mean(axis=0) * (g / (g - 1))
-        update_running_average(self.running_mean, means, self.momentum)
-        update_running_average(self.running_var, variances, self.momentum)
-        self.num_batches_tracked += 1
-        return self._from_columns(y, chunks)
-
-    def backward(self, dy) -> np.ndarray:
-        chunks = self._chunks
-        if chunks is None:
-            return super().backward(dy)
-        dx, dgamma, dbeta = batchnorm_backward(self._to_columns(np.asarray(dy), chunks),
-                                               self._cache)
-        self.dgamma[...] = dgamma.reshape(chunks, -1).sum(axis=0)
-        self.dbeta[...] = dbeta.reshape(chunks, -1).sum(axis=0)
-        return self._from_columns(dx, chunks)
 
 
 def overfitting_task(rng, train_size: int, test_size: int, image_noise: float):

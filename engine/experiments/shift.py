@@ -12,6 +12,7 @@ import numpy as np
 from engine.batchnorm import BatchNorm1d
 from engine.data import make_cats
 from engine.network import build_mlp
+from engine.normalization import JitteredNorm
 from engine.optim import SGD
 from engine.registry import Param, ParameterError, experiment
 from engine.train import accuracy, train
@@ -26,41 +27,6 @@ VARIANTS = (
     ("bn_mixed", "batch", "mixed", False),
 )
 SHOWN_EXAMPLES = 4  # pictures of each palette returned for the figure
-
-
-class JitteredNorm:
-    """A norm layer whose output, in training mode only, gets a fresh random affine map per
-    unit at every step: ``y * s + t`` with ``log s`` uniform in [-log scale, log scale] and
-    ``t`` uniform in [-shift, shift] (the "noisy" batch norm of Santurkar et al. 2018,
-    Section 2.1, with one draw per unit and step). The next layer thus sees its input
-    distribution move at random all through training. Inference mode is the wrapped norm."""
-
-    def __init__(self, norm, rng: np.random.Generator, shift: float, scale: float):
-        self.norm = norm
-        self.rng = rng
-        self.shift = shift
-        self.log_scale = np.log(scale)
-        self._s = None
-
-    def forward(self, x, training=True):
-        y = self.norm.forward(x, training)
-        if not training:
-            self._s = None
-            return y
-        units = y.shape[1]
-        self._s = np.exp(self.rng.uniform(-self.log_scale, self.log_scale, units))
-        return y * self._s + self.rng.uniform(-self.shift, self.shift, units)
-
-    def backward(self, dy):
-        if self._s is None:
-            raise RuntimeError("JitteredNorm.backward needs a forward pass in training mode")
-        return self.norm.backward(dy * self._s)
-
-    def params(self):
-        return self.norm.params()
-
-    def grads(self):
-        return self.norm.grads()
 
 
 def with_reestimated_statistics(model, x: np.ndarray):

@@ -1,9 +1,7 @@
 import numpy as np
 import pytest
 
-from engine.batchnorm import BatchNorm1d
-from engine.experiments.regularization import GhostBatchNorm1d, unit_ablation_effects
-from engine.gradcheck import check_layer_gradients
+from engine.experiments.regularization import unit_ablation_effects
 from engine.network import build_mlp
 from engine.registry import ParameterError
 
@@ -40,33 +38,6 @@ def test_result_keys(run):
 def test_bad_parameters_refused(run, name, overrides):
     with pytest.raises(ParameterError):
         run(name, **overrides)
-
-
-def test_ghost_batch_norm_normalizes_each_chunk_and_has_correct_gradients():
-    rng = np.random.default_rng(0)
-    x = 2 + 3 * rng.standard_normal((12, 3))
-    ghost = GhostBatchNorm1d(3, 4)
-    ghost.gamma[...] = [0.5, 1.0, 2.0]
-    ghost.beta[...] = [0.0, 1.0, -1.0]
-    y = ghost.forward(x)
-    for chunk in range(3):
-        plain = BatchNorm1d(3)
-        plain.gamma[...], plain.beta[...] = ghost.gamma, ghost.beta
-        rows = slice(4 * chunk, 4 * chunk + 4)
-        np.testing.assert_allclose(y[rows], plain.forward(x[rows]), atol=1e-12)
-    errors = check_layer_gradients(ghost, x, rng)
-    assert max(errors.values()) < 1e-6
-    # inference uses the running statistics, like BatchNorm1d
-    np.testing.assert_allclose(ghost.forward(x, training=False),
-                               (x - ghost.running_mean) / np.sqrt(ghost.running_var + 1e-5)
-                               * ghost.gamma + ghost.beta)
-
-
-def test_ghost_batch_norm_refuses_uneven_batches():
-    with pytest.raises(ValueError, match="multiple of ghost_batch"):
-        GhostBatchNorm1d(2, 4).forward(np.ones((10, 2)) + np.arange(10)[:, None])
-    with pytest.raises(ValueError, match="ghost_batch"):
-        GhostBatchNorm1d(2, 1)
 
 
 def test_unit_ablation_effects_match_a_real_removal():
