@@ -16,7 +16,6 @@ Loading never unpickles (``allow_pickle=False``): reading a cache file cannot ru
 """
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import importlib.metadata
@@ -24,7 +23,6 @@ import json
 import logging
 import os
 import tempfile
-import threading
 import time
 import zipfile
 from contextlib import contextmanager
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
+from filelock import FileLock
 
 import engine.registry
 
@@ -236,56 +235,10 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], Any]) -> None:
 
 
 # --- locks: one computation per key, across threads and processes -------------------------
-
-
-class _ThreadLocks:
-    """One threading.Lock per name, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, list] = {}  # name -> [lock, users]
-
-    @contextmanager
-    def hold(self, name: str) -> Iterator[None]:
-        with self._guard:
-            slot = self._locks.setdefault(name, [threading.Lock(), 0])
-            slot[1] += 1
-        try:
-            with slot[0]:
-                yield
-        finally:
-            with self._guard:
-                slot[1] -= 1
-                if slot[1] == 0:
-                    del self._locks[name]
-
-
-_THREAD_LOCKS = _ThreadLocks()
-_HELD_LOCK_FDS: set[int] = set()
-
-
-def _forget_inherited_locks() -> None:
-    # A forked child (a demonstration's computation) shares the parent's flock'ed open files;
-    # closing its copies keeps it from holding those locks after the parent releases them.
-    for fd in list(_HELD_LOCK_FDS):
-        os.close(fd)
-    _HELD_LOCK_FDS.clear()
-
-
-os.register_at_fork(after_in_child=_forget_inherited_locks)
-
-
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    _HELD_LOCK_FDS.add(fd)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        _HELD_LOCK_FDS.discard(fd)
-        os.close(fd)  # releases the flock
+# filelock's FileLock (flock on Unix): one lock object per acquisition, so threads of one process
+# exclude each other as other processes do. It unlocks explicitly on release, so a forked child
+# that inherited the descriptor (a demonstration computing while the lock is held) does not
+# keep the lock after its parent lets go.
 
 
 # --- the cache ----------------------------------------------------------------------------
@@ -398,6 +351,6 @@ class Cache:
     @contextmanager
     def _locked(self, key: str) -> Iterator[None]:
         lock_path = self.root / "locks" / key[:2] / f"{key}.lock"
-        # The thread lock keeps this process's threads from queueing on flock one by one.
-        with _THREAD_LOCKS.hold(str(lock_path)), _file_lock(lock_path):
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(lock_path):
             yield
