@@ -5,7 +5,7 @@ With batch norm, a unit's normalized pre-activation y = gamma * xhat + beta has,
 batch, mean beta and standard deviation |gamma| (up to eps) whatever the earlier layers do;
 without it, the mean and spread of z = u W + b depend on every earlier weight. Both
 experiments use the spiral task and its twin networks (``spiral_twins``) of
-``engine.experiments.optimization``.
+``engine.experiments.twins``, as ``engine.experiments.optimization`` does.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import copy
 
 import numpy as np
 
-from engine.experiments.optimization import COMMON, spiral_twins, task_and_seeds
-from engine.experiments.twins import check_batch_fits, final_loss
+from engine.experiments.twins import SPIRAL_PARAMS, check_batch_fits, final_loss, spiral_twins, \
+    task_and_seeds
 from engine.layers import linear_forward
 from engine.losses import softmax_cross_entropy
 from engine.measure import layer_of_parameter, weight_gradients
@@ -58,7 +58,7 @@ def moment_changes(before: np.ndarray, after: np.ndarray) -> tuple[float, float,
 
 @experiment(
     "distribution_control",
-    params={**COMMON,
+    params={**SPIRAL_PARAMS,
             "layer": Param(int, 6, 1, 12, "the hidden layer watched (1 = first; <= depth)"),
             "steps": Param(int, 200, 20, 2000, "SGD steps"),
             "every": Param(int, 10, 1, 500, "steps between two measurements"),
@@ -192,7 +192,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 @experiment(
     "gamma_beta_undo",
-    params={**COMMON,
+    params={**SPIRAL_PARAMS,
             "depth": Param(int, 4, 1, 12, "hidden layers"),
             "steps": Param(int, 300, 20, 2000, "SGD steps"),
             "every": Param(int, 15, 1, 500, "steps between two measurements"),

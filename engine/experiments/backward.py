@@ -7,7 +7,8 @@ import numpy as np
 
 from engine.batchnorm import batchnorm_backward, batchnorm_forward
 from engine.data import make_spirals
-from engine.experiments.noise import EPS, batch_sizes_between
+from engine.experiments.common import EPS, batch_sizes_between
+from engine.experiments.twins import SPIRAL_CLASSES, SPIRAL_DIM
 from engine.gradcheck import numeric_gradient
 from engine.layers import linear_backward, linear_forward
 from engine.losses import softmax_cross_entropy
@@ -198,7 +199,6 @@ def bn_scale_invariance(rng, batch, in_features, out_features):
 
 
 GAINS = np.array([0.5, 0.7, 1.0, 1.4, 2.0])  # multipliers of the He initialization
-SPIRAL_DIM, SPIRAL_CLASSES = 10, 3
 
 
 def _gradient_norms(mlp, x, y) -> np.ndarray:

@@ -5,22 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from engine.batchnorm import batchnorm_forward
+from engine.experiments.common import EPS, batch_sizes_between
 from engine.layers import dropout_mask
 from engine.registry import Param, ParameterError, experiment
-
-EPS = 1e-5  # torch.nn.BatchNorm1d's default
-
-
-def batch_sizes_between(low: int, high: int, extra: tuple[int, ...] = ()) -> np.ndarray:
-    """Powers of two from ``low`` up to ``high`` (both included), plus ``extra``, sorted."""
-    sizes = {low, high, *extra}
-    size = 1
-    while size < high:
-        size *= 2
-        if low < size < high:
-            sizes.add(size)
-    return np.array(sorted(sizes), dtype=np.int64)
-
 
 def normalize_columns(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Batch norm (no gamma, beta) of every column of ``x`` as an independent mini-batch.

@@ -4,7 +4,7 @@ number of steps to a target loss over a range of learning rates (Bjorck et al. 2
 
 Every experiment trains two ReLU networks from the same initial weights on the same
 mini-batches, one plain and one with batch norm before each ReLU, on a spiral task
-(``spiral_task``) small enough to run in about a second.
+(``engine.experiments.twins.spiral_task``) small enough to run in about a second.
 """
 from __future__ import annotations
 
@@ -12,53 +12,22 @@ import copy
 
 import numpy as np
 
-from engine.data import make_spirals
-from engine.experiments.twins import LOSS_WINDOW, check_batch_fits, final_loss, twin_mlps
+from engine.experiments.twins import (LOSS_WINDOW, SPIRAL_PARAMS, check_batch_fits, final_loss,
+                                      spiral_twins, task_and_seeds)
 from engine.losses import softmax_cross_entropy
 from engine.measure import internal_covariate_shift
 from engine.optim import SGD
 from engine.registry import Param, ParameterError, experiment
 from engine.train import minibatch_indices, train_step
 
-SPIRAL_DIM, SPIRAL_CLASSES = 10, 3
 # A batch loss above this (the untrained loss is ln 3 = 1.1) means the run has blown up:
 # stopping there keeps overflowing logits from ever reaching the loss.
 DIVERGED_LOSS = 10.0
 
 
-def spiral_task(rng: np.random.Generator, n: int, turns: float) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` spiral points (3 classes in 10 dimensions), each feature standardized over the
-    set, as the lecture's input normalization prescribes; the hidden layers are left alone."""
-    x, y = make_spirals(rng, n, classes=SPIRAL_CLASSES, dim=SPIRAL_DIM, turns=turns)
-    return (x - x.mean(axis=0)) / x.std(axis=0), y
-
-
-def spiral_twins(init_seed: int, depth: int, width: int) -> dict[str, object]:
-    """{"plain": MLP, "bn": MLP} for the spiral task (``twin_mlps``): ReLU networks with
-    identical initial weights (He), the second with batch norm before each ReLU."""
-    return twin_mlps(init_seed, SPIRAL_DIM, SPIRAL_CLASSES, depth, width, "relu")
-
-
-def task_and_seeds(rng, train_size: int, turns: float):
-    """The data and two seeds drawn from ``rng``: initial weights and mini-batch order, shared
-    by both networks so that batch norm is the only difference between them."""
-    x, y = spiral_task(rng, train_size, turns)
-    init_seed, order_seed = (int(s) for s in rng.integers(2**63, size=2))
-    return x, y, init_seed, order_seed
-
-
-COMMON = {
-    "depth": Param(int, 6, 2, 12, "hidden layers"),
-    "width": Param(int, 32, 4, 256, "units per hidden layer"),
-    "batch": Param(int, 64, 8, 512, "mini-batch size"),
-    "turns": Param(float, 0.75, 0.25, 2.0, "turns of each spiral arm (more is harder)"),
-    "train_size": Param(int, 2048, 256, 20000, "training points"),
-}
-
-
 @experiment(
     "gradient_ics",
-    params={**COMMON,
+    params={**SPIRAL_PARAMS,
             "steps": Param(int, 200, 20, 2000, "SGD steps"),
             "every": Param(int, 25, 1, 500, "steps between two measurements"),
             "lr": Param(float, 0.1, 1e-4, 2.0, "learning rate (plain SGD, both networks)")},
@@ -140,7 +109,7 @@ def landscape_along_gradient(mlp, x, y, step_sizes: np.ndarray):
 
 @experiment(
     "loss_smoothness",
-    params={**COMMON,
+    params={**SPIRAL_PARAMS,
             "depth": Param(int, 4, 2, 12, "hidden layers"),
             "steps": Param(int, 300, 20, 2000, "SGD steps"),
             "every": Param(int, 30, 1, 500, "steps between two measurements"),
@@ -233,7 +202,7 @@ def steps_to_target(mlp, x, y, order_seed: int, lr: float, batch: int, max_steps
 
 @experiment(
     "lr_steps_to_target",
-    params={**COMMON,
+    params={**SPIRAL_PARAMS,
             "depth": Param(int, 4, 2, 12, "hidden layers"),
             "max_steps": Param(int, 300, 20, 5000, "SGD steps before a run is given up"),
             "target": Param(float, 0.4, 0.01, 1.0,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.figures.optimization import COLORS, LABELS
+from engine.figures.style import COLORS, LABELS
 from engine.registry import figure
 
 PARTS = (("mean", "mean shift\n(in stds)"), ("spread", "spread change\n(|log ratio|)"),

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.figures.style import COLORS, LABELS
 from engine.registry import figure
 
-NETWORKS = (("plain", "without batch norm", "tab:red"), ("bn", "with batch norm", "tab:blue"))
+NETWORKS = tuple((name, LABELS[name], COLORS[name]) for name in ("plain", "bn"))
 PERCENTILE_STYLES = (("15th", ":"), ("50th", "-"), ("85th", "--"))
 
 

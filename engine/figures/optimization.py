@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.figures.style import COLORS, LABELS
 from engine.registry import figure
-
-COLORS = {"plain": "tab:red", "bn": "tab:blue"}
-LABELS = {"plain": "without batch norm", "bn": "with batch norm"}
 
 
 @figure("gradient_ics", "ics_over_training")

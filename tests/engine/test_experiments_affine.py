@@ -3,7 +3,7 @@ import pytest
 
 from engine.experiments.affine import (moment_changes, start_as_plain, undo_error,
                                        undoing_summary)
-from engine.experiments.optimization import spiral_task, spiral_twins
+from engine.experiments.twins import spiral_task, spiral_twins
 from engine.registry import ParameterError
 
 SMALL = {"depth": 3, "width": 12, "batch": 32, "train_size": 256, "steps": 30, "every": 10}

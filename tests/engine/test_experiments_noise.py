@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from engine.experiments.noise import batch_sizes_between
+from engine.experiments.common import batch_sizes_between
 from engine.registry import ParameterError
 
 SMALL = {"min_batch": 8, "max_batch": 128, "small_batch": 16, "large_batch": 128,

@@ -3,9 +3,8 @@ import copy
 import numpy as np
 import pytest
 
-from engine.experiments.optimization import (landscape_along_gradient, spiral_task,
-                                             spiral_twins, steps_to_target)
-from engine.experiments.twins import LOSS_WINDOW
+from engine.experiments.optimization import landscape_along_gradient, steps_to_target
+from engine.experiments.twins import LOSS_WINDOW, spiral_task, spiral_twins
 from engine.losses import softmax_cross_entropy
 from engine.registry import ParameterError
 

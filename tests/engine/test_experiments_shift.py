@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from engine.batchnorm import BatchNorm1d
 from engine.experiments.shift import VARIANTS, standardized_shift, with_reestimated_statistics
 from engine.network import build_mlp
 from engine.registry import ParameterError
