@@ -3,12 +3,17 @@
 An experiment is a plain function ``fn(rng, **params) -> dict`` that returns plain data:
 Python numbers, bools, strings and numpy arrays, keyed by name. Figures are drawn
 elsewhere (``engine.figures``) from that data, so computing never imports matplotlib.
+
+This module only registers and finds: the ``experiment`` and ``figure`` decorators record
+what is decorated, the ``find_*`` functions look among what has been registered so far. It
+imports no experiment and no figure; ``engine.catalog`` imports the engine's own and is what
+callers look experiments up in.
 """
 from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -110,7 +115,6 @@ class Experiment:
     params: dict[str, Param]
     doc: str
     figure_names: tuple[str, ...] = ()
-    drawers: dict[str, Callable] = field(default_factory=dict)
 
     def resolve(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Full, validated parameters: defaults updated by ``overrides``."""
@@ -136,6 +140,7 @@ class Experiment:
 
 
 _EXPERIMENTS: dict[str, Experiment] = {}
+_DRAWERS: dict[tuple[str, str], Callable] = {}  # (experiment name, figure name) -> draw
 
 
 def experiment(name: str, params: dict[str, Param] | None = None, figures: tuple[str, ...] = ()):
@@ -160,7 +165,11 @@ def experiment(name: str, params: dict[str, Param] | None = None, figures: tuple
             if spec.kind not in (int, float, bool, str):
                 raise ValueError(f"experiment '{name}': parameter '{pname}' has kind {spec.kind}")
             spec.coerce(pname, spec.default)
-        _EXPERIMENTS[name] = Experiment(name, fn, params, inspect.getdoc(fn) or "", tuple(figures))
+        exp = Experiment(name, fn, params, inspect.getdoc(fn) or "", tuple(figures))
+        for experiment_name, figure_name in _DRAWERS:  # drawings registered before it
+            if experiment_name == name:
+                _check_declared(exp, figure_name)
+        _EXPERIMENTS[name] = exp
         return fn
 
     return register
@@ -168,40 +177,29 @@ def experiment(name: str, params: dict[str, Param] | None = None, figures: tuple
 
 def figure(experiment_name: str, figure_name: str):
     """Register ``draw(result, fig)``, which draws a declared figure of ``experiment_name``
-    onto a ``matplotlib.figure.Figure`` from the experiment's returned data."""
+    onto a ``matplotlib.figure.Figure`` from the experiment's returned data.
+
+    The experiment may be registered before or after its drawings; whichever comes second
+    checks that the experiment declares the figure."""
 
     def register(draw: Callable) -> Callable:
-        exp = get_experiment(experiment_name)
-        if figure_name not in exp.figure_names:
-            raise ValueError(f"experiment '{experiment_name}' declares no figure '{figure_name}'")
-        if figure_name in exp.drawers:
+        if (experiment_name, figure_name) in _DRAWERS:
             raise ValueError(f"figure '{figure_name}' of '{experiment_name}' is drawn twice")
-        exp.drawers[figure_name] = draw
+        if experiment_name in _EXPERIMENTS:
+            _check_declared(_EXPERIMENTS[experiment_name], figure_name)
+        _DRAWERS[(experiment_name, figure_name)] = draw
         return draw
 
     return register
 
 
-def _load_experiments() -> None:
-    # Importing the package runs its registrations.
-    import engine.experiments  # noqa: F401
+def _check_declared(exp: Experiment, figure_name: str) -> None:
+    if figure_name not in exp.figure_names:
+        raise ValueError(f"experiment '{exp.name}' declares no figure '{figure_name}'")
 
 
-def drawer(experiment_name: str, figure_name: str) -> Callable:
-    """The function that draws ``figure_name`` (imports matplotlib via ``engine.figures``)."""
-    import engine.figures  # noqa: F401
-
-    exp = get_experiment(experiment_name)
-    try:
-        return exp.drawers[figure_name]
-    except KeyError:
-        raise UnknownExperimentError(
-            f"experiment '{experiment_name}' has no drawn figure '{figure_name}'"
-        ) from None
-
-
-def get_experiment(name: str) -> Experiment:
-    _load_experiments()
+def find_experiment(name: str) -> Experiment:
+    """The registered experiment ``name``; UnknownExperimentError naming the known ones."""
     try:
         return _EXPERIMENTS[name]
     except KeyError:
@@ -210,6 +208,17 @@ def get_experiment(name: str) -> Experiment:
         ) from None
 
 
-def experiments() -> dict[str, Experiment]:
-    _load_experiments()
+def registered_experiments() -> dict[str, Experiment]:
+    """Every experiment registered so far, by name, in registration order."""
     return dict(_EXPERIMENTS)
+
+
+def find_drawer(experiment_name: str, figure_name: str) -> Callable:
+    """The registered function drawing ``figure_name`` of ``experiment_name``."""
+    find_experiment(experiment_name)
+    try:
+        return _DRAWERS[(experiment_name, figure_name)]
+    except KeyError:
+        raise UnknownExperimentError(
+            f"experiment '{experiment_name}' has no drawn figure '{figure_name}'"
+        ) from None

@@ -1,9 +1,2 @@
-"""Drawing functions for the experiments' declared figures. Importing this package registers them."""
-from engine.figures import noise  # noqa: F401
-from engine.figures import backward  # noqa: F401
-from engine.figures import regularization  # noqa: F401
-from engine.figures import optimization  # noqa: F401
-from engine.figures import affine  # noqa: F401
-from engine.figures import shift  # noqa: F401
-from engine.figures import running  # noqa: F401
-from engine.figures import drift  # noqa: F401
+"""Drawing functions for the experiments' declared figures, one module per topic (matplotlib
+only here); ``engine.catalog.drawer`` imports them all, and they share styles through ``style``."""

@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection
 import numpy as np
 import pytest
 
-from engine.registry import get_experiment
+from engine.catalog import get_experiment
 
 
 @pytest.fixture
