@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 import yaml
 
-from engine.registry import (Experiment, ParameterError, UnknownExperimentError, check_seed,
-                             get_experiment)
+from engine.catalog import get_experiment
+from engine.registry import Experiment, ParameterError, UnknownExperimentError, check_seed
 from kb.config import PROJECT_ROOT
 from kb.answers.expr import parse_condition, parse_expression
 from kb.model import (

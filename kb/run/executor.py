@@ -12,7 +12,8 @@ import multiprocessing
 import time
 from typing import Any, Callable, Mapping
 
-from engine.registry import ParameterError, UnknownExperimentError, check_seed, get_experiment
+from engine.catalog import get_experiment
+from engine.registry import ParameterError, UnknownExperimentError, check_seed
 from kb.run.cache import Cache, check_values, freeze_values
 from kb.model import Answer, AnswerRun, Demonstration, DemoResult
 

@@ -18,7 +18,7 @@ import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from engine.registry import drawer
+from engine.catalog import drawer
 from kb.run.cache import ENGINE_DIR, Cache, digest, source_hash
 from kb.model import AnswerError, Demonstration, DemoResult, FigureSpec
 

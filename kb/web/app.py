@@ -23,7 +23,8 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException
 
-from engine.registry import ParameterError, get_experiment
+from engine.catalog import get_experiment
+from engine.registry import ParameterError
 from kb.config import Settings
 from kb.run.figures import FigureError
 from kb.model import Answer

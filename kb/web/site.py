@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping
 
-from engine.registry import ParameterError, UnknownExperimentError, check_seed, get_experiment
+from engine.catalog import get_experiment
+from engine.registry import ParameterError, UnknownExperimentError, check_seed
 from kb.run.cache import Cache
 from kb.config import Settings
 from kb.run.evaluate import Evaluation, evaluate

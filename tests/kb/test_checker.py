@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from engine.registry import get_experiment
+from engine.catalog import get_experiment
 from kb.cli import main
 from kb.answers.expr import format_quantity
 

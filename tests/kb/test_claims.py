@@ -213,7 +213,7 @@ def test_format_value_handles_numpy():
 
 
 def test_claims_on_the_real_executor_over_seeds(answer, tmp_path):
-    from engine.registry import get_experiment
+    from engine.catalog import get_experiment
 
     params = get_experiment("test_drift").resolve({})
     ratios = [get_experiment("test_drift").run(params, seed)["ratio"] for seed in range(3)]

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.registry import Param, ParameterError, experiment, get_experiment
+from engine.catalog import get_experiment
+from engine.registry import Param, ParameterError, experiment
 from kb.run.cache import Cache
 from kb.run.executor import Executor
 from kb.model import Answer, Demonstration, Location

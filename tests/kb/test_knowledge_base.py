@@ -12,7 +12,8 @@ import textwrap
 
 import pytest
 
-from engine.registry import Param, experiment, get_experiment
+from engine.catalog import get_experiment
+from engine.registry import Param, experiment
 from kb.config import PROJECT_ROOT
 from kb.model import Answer
 from kb.answers.parse import (PROSE_TOKENS, SUMMARY_LIMIT, display_path, load_answers, parse_answer,

@@ -24,7 +24,7 @@ EXPERIMENTS = Path(__file__).with_name("conftest.py")
 # not in this process, which already registered them.
 CONFTEST = f"""
 import importlib.util
-from engine.registry import experiments
+from engine.catalog import experiments
 
 if "test_drift" not in experiments():
     spec = importlib.util.spec_from_file_location("kb_test_experiments", {str(EXPERIMENTS)!r})

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from engine.registry import get_experiment
+from engine.catalog import get_experiment
 from kb.config import PROJECT_ROOT, Settings
 from kb.web.app import create_app
 
