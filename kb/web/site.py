@@ -15,10 +15,11 @@ import logging
 import math
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping
+
+from cachetools import TLRUCache, cached
 
 from engine.catalog import get_experiment
 from engine.registry import ParameterError, UnknownExperimentError, check_seed
@@ -119,55 +120,32 @@ class AnswerStore:
 class MemoCache:
     """At most ``size`` values, least recently used dropped first; ``make`` runs once per key.
 
-    Concurrent requests for a key that is being made wait for it instead of making it again:
-    a popular link to a new seed must not start the same computation in every thread.
+    cachetools does the work. A ``TLRUCache`` holds each value for as long as its ``keep_for``
+    says (one to keep 0 seconds is not stored) and drops the least recently used when full.
+    The ``cached`` wrapper's condition makes concurrent requests for a key that is being made
+    wait for it instead of making it again: a popular link to a new seed must not start the
+    same computation in every thread. An exception is not kept: the next request tries again.
     """
 
-    def __init__(self, size: int):
-        self.size = size
-        self._values: OrderedDict[Hashable, tuple[Any, float]] = OrderedDict()  # (value, until)
-        self._lock = threading.Lock()
-        self._making: dict[Hashable, threading.Lock] = {}
-
-    def _get(self, key: Hashable) -> tuple[bool, Any]:
-        """(found, value) for a value still valid; call with the lock held."""
-        if key in self._values:
-            value, until = self._values[key]
-            if time.monotonic() < until:
-                self._values.move_to_end(key)
-                return True, value
-            del self._values[key]
-        return False, None
+    def __init__(self, size: int, timer: Callable[[], float] = time.monotonic):
+        # Entries are (value, seconds to keep it).
+        self._values = TLRUCache(size, ttu=lambda key, entry, now: now + entry[1], timer=timer)
+        self._made = cached(self._values, key=lambda key, make, keep_for: key,
+                            condition=threading.Condition())(_make_entry)
 
     def get_or_make(self, key: Hashable, make: Callable[[], Any],
                     keep_for: Callable[[Any], float] = lambda value: math.inf) -> Any:
         """The value for ``key``; a value made now is kept ``keep_for(value)`` seconds."""
-        with self._lock:
-            found, value = self._get(key)
-            if found:
-                return value
-            making = self._making.setdefault(key, threading.Lock())
-        with making:
-            with self._lock:
-                found, value = self._get(key)
-                if found:
-                    return value
-            try:
-                value = make()
-                seconds = keep_for(value)
-                if seconds > 0 and self.size > 0:
-                    with self._lock:
-                        self._values[key] = (value, time.monotonic() + seconds)
-                        while len(self._values) > self.size:
-                            self._values.popitem(last=False)
-            finally:
-                with self._lock:
-                    self._making.pop(key, None)
-        return value
+        return self._made(key, make, keep_for)[0]
 
     def clear(self) -> None:
-        with self._lock:
-            self._values.clear()
+        self._made.cache_clear()
+
+
+def _make_entry(key: Hashable, make: Callable[[], Any],
+                keep_for: Callable[[Any], float]) -> tuple[Any, float]:
+    value = make()
+    return value, keep_for(value)
 
 
 def _query_text(value: Any) -> str:

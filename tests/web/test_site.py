@@ -41,13 +41,13 @@ def test_memo_cache_is_bounded_and_drops_the_least_recently_used():
     assert cache.get_or_make("c", lambda: pytest.fail("c is cached")) == 3
 
 
-def test_memo_cache_keeps_values_as_long_as_asked_and_never_failures(monkeypatch):
-    cache = MemoCache(4)
+def test_memo_cache_keeps_values_as_long_as_asked_and_never_failures():
+    now = [0.0]
+    cache = MemoCache(4, timer=lambda: now[0])
     assert cache.get_or_make("k", lambda: "failed", keep_for=lambda v: 0.0) == "failed"
     assert cache.get_or_make("k", lambda: "retried", keep_for=lambda v: 60.0) == "retried"
     assert cache.get_or_make("k", lambda: pytest.fail("still kept")) == "retried"
-    later = time.monotonic() + 61.0
-    monkeypatch.setattr(time, "monotonic", lambda: later)
+    now[0] += 61.0
     assert cache.get_or_make("k", lambda: "again") == "again"
     with pytest.raises(RuntimeError):
         cache.get_or_make("boom", lambda: (_ for _ in ()).throw(RuntimeError("no")))
