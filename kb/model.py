@@ -60,6 +60,7 @@ class Claim:
     condition: str  # the source of the condition, as written
     expr: Any  # the parsed, whitelisted expression tree (kb.answers.expr)
     location: Location
+    kind: str = "check"  # "finding": measured over seeds; "check": true by construction
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Answer:
     inline_values: list[InlineValue]
     path: Path
     errors: list[AnswerError] = field(default_factory=list)  # non-fatal, shown in an error box
+    seeds: tuple[int, ...] = ()  # the sample its findings are measured on (front matter)
 
     def demonstration(self, name: str) -> Demonstration:
         for demo in self.demonstrations:
@@ -124,3 +126,4 @@ class ClaimOutcome:
     detail: str  # e.g. 'drift.ratio = 2.1 (needs >= 3)'
     seed: int | None  # the seed this outcome is for (the worst one across seeds)
     seeds: tuple[int, ...] = ()  # all the seeds it was checked on
+    effect: Any = None  # a finding's kb.answers.stats.Effect: its quantity over the seeds

@@ -22,10 +22,20 @@ from typing import Any, Callable, Collection, Mapping
 
 import numpy as np
 
+from kb.answers.stats import AGGREGATES, Effect
 from kb.model import AnswerError, Location
 
 # demonstration name -> that demonstration's result fields
 Results = Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class SeedSample:
+    """The results of every seed of a sample, in order: what a finding is evaluated on.
+    Only aggregates over seeds read it; inside one, each seed's ``Results`` in turn."""
+
+    seeds: tuple[int, ...]
+    per_seed: tuple[Results, ...]
 
 
 class EvaluationError(ValueError):
@@ -104,6 +114,8 @@ class Ref(Node):
     text: str
 
     def eval(self, results: Results) -> Any:
+        if isinstance(results, SeedSample):  # the parser keeps this from happening
+            raise EvaluationError(f"'{self.text}' must be inside an aggregate over seeds")
         values = results[self.demo]
         if self.field not in values:
             known = sorted(values)
@@ -302,6 +314,42 @@ class Call(Node):
 
 
 @dataclass(frozen=True)
+class Aggregate(Node):
+    """An aggregate over the seeds of a sample (``ci_low(x.gap)``, ``frac(x.r > 1)``): its
+    argument is computed once per seed and the per-seed values reduced across seeds."""
+
+    func: str
+    arg: Node
+    extra: tuple[Node, ...]  # constants after the values (quantile's q)
+    text: str
+
+    def per_seed(self, sample: Results) -> np.ndarray:
+        """The argument's value at each seed, stacked (one row per seed)."""
+        if not isinstance(sample, SeedSample):
+            raise EvaluationError(f"'{self.text}' needs the answer's sample of seeds")
+        values = [self.arg.eval(results) for results in sample.per_seed]
+        return _guarded(self.text, lambda: np.asarray(values))
+
+    def eval(self, results: Results) -> Any:
+        values = self.per_seed(results)
+        extra = [node.eval(results) for node in self.extra]
+        return _guarded(self.text, lambda: AGGREGATES[self.func][0](values, *extra))
+
+    def children(self) -> tuple[Node, ...]:
+        return (self.arg, *self.extra)
+
+
+@dataclass(frozen=True)
+class EffectOf(Aggregate):
+    """``effect(x)`` in prose: the mean of ``x`` over the sample with its confidence interval."""
+
+    def eval(self, results: Results) -> Any:
+        values = self.per_seed(results)
+        seeds = results.seeds  # per_seed has checked that this is a sample
+        return _guarded(self.text, lambda: Effect.of(self.arg.text, seeds, values))
+
+
+@dataclass(frozen=True)
 class Approx(Node):
     """``approx(actual, expected, rel=..., abs=...)``:
     ``|actual - expected| <= max(rel * |expected|, abs)``, elementwise.
@@ -365,8 +413,26 @@ class Expression:
             stack.extend(node.children())
         return found
 
+    def aggregates(self) -> list[Aggregate]:
+        """Its aggregates over seeds, outermost first, in reading order."""
+        found, stack = [], [self.root]
+        while stack:
+            node = stack.pop(0)
+            if isinstance(node, Aggregate):
+                found.append(node)
+            else:
+                stack[:0] = node.children()
+        return found
+
+    @property
+    def over_seeds(self) -> bool:
+        """Whether it is evaluated on a sample of seeds (it reads demonstrations only through
+        aggregates over seeds) rather than on one run."""
+        return bool(self.aggregates())
+
     def evaluate(self, results: Results) -> Any:
-        """The value on ``results`` (which must hold every demonstration of ``demos()``).
+        """The value on ``results`` (which must hold every demonstration of ``demos()``; a
+        ``SeedSample`` when ``over_seeds``).
 
         Raises AnswerError at this expression's location when it cannot be evaluated.
         """
@@ -380,14 +446,32 @@ class Expression:
 _CONDITION_ROOTS = (Compare, Logic, Approx)
 
 
+# Aggregates over seeds that mean nothing within one run; mean, min and max do both.
+SEED_ONLY = frozenset(AGGREGATES) - frozenset(FUNCTIONS) | {"effect"}
+_AGGREGATE_NAMES = ", ".join(AGGREGATES)
+
+
 def parse_expression(source: str, location: Location, demo_names: Collection[str]) -> Expression:
-    """Parse an inline value's expression; raise AnswerError naming the line of the problem."""
-    return Expression(source.strip(), _Walker(source, location, demo_names).walk_source(), location)
+    """Parse an inline value's expression; raise AnswerError naming the line of the problem.
+
+    An expression that uses an aggregate only a sample has (``effect``, ``ci_low``, ``frac``...)
+    is read over the answer's seeds, as a finding's condition is; any other over one run.
+    """
+    over_seeds = any(isinstance(node, ast.Call) and getattr(node.func, "id", None) in SEED_ONLY
+                     for node in ast.walk(_parse_or_none(source)))
+    walker = _Walker(source, location, demo_names, over_seeds=over_seeds, inline=True)
+    return Expression(source.strip(), walker.walk_source(), location)
 
 
-def parse_condition(source: str, location: Location, demo_names: Collection[str]) -> Expression:
-    """Parse a claim's condition: like an expression, but its top must be true or false."""
-    expression = parse_expression(source, location, demo_names)
+def parse_condition(source: str, location: Location, demo_names: Collection[str],
+                    kind: str = "check") -> Expression:
+    """Parse a claim's condition: like an expression, but its top must be true or false.
+
+    A ``finding`` reads every demonstration through an aggregate over seeds; a ``check`` holds
+    for every seed on its own and may not use them.
+    """
+    walker = _Walker(source, location, demo_names, over_seeds=kind == "finding")
+    expression = Expression(source.strip(), walker.walk_source(), location)
     root = expression.root
     boolean = (
         isinstance(root, _CONDITION_ROOTS)
@@ -401,14 +485,31 @@ def parse_condition(source: str, location: Location, demo_names: Collection[str]
             f"condition '{source.strip()}' is not true or false: use a comparison,"
             " approx(...), all(...), any(...), not, and, or",
         )
+    if kind == "finding" and not expression.over_seeds:
+        raise AnswerError(location, f"finding '{source.strip()}' measures nothing over seeds: "
+                                    f"use an aggregate ({_AGGREGATE_NAMES}) of a demo.field")
     return expression
+
+
+def _parse_or_none(source: str) -> ast.AST:
+    """The ast of ``source`` if it parses (the walker reports syntax errors properly)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ast.parse("(" + source.strip() + "\n)", mode="eval")
+    except SyntaxError:
+        return ast.Module(body=[], type_ignores=[])
 
 
 class _Walker:
     """Turns the ``ast`` of one expression into Nodes, refusing everything not whitelisted."""
 
-    def __init__(self, source: str, location: Location, demo_names: Collection[str]):
+    def __init__(self, source: str, location: Location, demo_names: Collection[str], *,
+                 over_seeds: bool = False, inline: bool = False):
         self.source = source.strip()
+        self.over_seeds = over_seeds  # demo.field only inside an aggregate over seeds
+        self.inline = inline  # an inline value: effect(...) is allowed
+        self.in_aggregate = False
         # Parentheses allow a condition to span lines; the newline ends a trailing comment.
         self.wrapped = "(" + self.source + "\n)"
         self.location = location
@@ -470,6 +571,9 @@ class _Walker:
             raise self.refuse(
                 node, f"unknown demonstration '{base.id}' in '{self.text(node)}': {self._demos()}"
             )
+        if self.over_seeds and not self.in_aggregate:
+            raise self.refuse(node, f"'{self.text(node)}' is measured over seeds here: put it "
+                                    f"inside an aggregate ({_AGGREGATE_NAMES})")
         return Ref(base.id, node.attr, self.text(node))
 
     def walk_Subscript(self, node: ast.Subscript) -> Node:
@@ -521,6 +625,18 @@ class _Walker:
         name = node.func.id
         if name == "approx":
             return self._approx(node)
+        if self.over_seeds and not self.in_aggregate and name in AGGREGATES:
+            return self._aggregate(node)
+        if name == "effect" and self.over_seeds and self.inline and not self.in_aggregate:
+            return self._aggregate(node)
+        if name == "effect":
+            raise self.refuse(node, "effect() shows an effect in prose; a condition compares "
+                                    f"an aggregate ({_AGGREGATE_NAMES})")
+        if name in SEED_ONLY:
+            where = "inside another aggregate" if self.in_aggregate else "in a check, which " \
+                "must hold for every seed on its own"
+            raise self.refuse(node, f"{name}() is an aggregate over seeds: it cannot be used "
+                                    f"{where} (a finding uses it: kind: finding)")
         if name not in FUNCTIONS:
             raise self.refuse(node, f"function '{name}' is not allowed: only {allowed}")
         if node.keywords:
@@ -529,6 +645,23 @@ class _Walker:
             arity = "one or more arguments" if name in _VARIADIC else "one argument"
             raise self.refuse(node, f"{name}() takes {arity}")
         return Call(name, tuple(self.walk(arg) for arg in node.args), self.text(node))
+
+    def _aggregate(self, node: ast.Call) -> Node:
+        name = node.func.id
+        extra = 1 if name == "quantile" else 0
+        if node.keywords or len(node.args) != 1 + extra:
+            usage = "quantile(values, q)" if extra else f"{name}(values)"
+            raise self.refuse(node, f"{name}() over seeds takes {usage}")
+        self.in_aggregate = True
+        try:
+            arg = self.walk(node.args[0])
+        finally:
+            self.in_aggregate = False
+        rest = tuple(self.walk(a) for a in node.args[1:])
+        if any(not isinstance(r, Const) for r in rest):
+            raise self.refuse(node, f"{name}()'s q must be a number")
+        kind = EffectOf if name == "effect" else Aggregate
+        return kind(name, arg, rest, self.text(node))
 
     def _approx(self, node: ast.Call) -> Node:
         if len(node.args) != 2:

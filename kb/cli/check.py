@@ -1,8 +1,8 @@
 """``kb check``: rerun every demonstration, evaluate every inline value and claim.
 
-Each demonstration runs with K seeds S..S+K-1 (``--seeds K --seed-offset S``; by default one
-seed, 0), which replace the seeds written in the answer; a claim passes only if it holds for
-every seed. Results are computed afresh unless ``--cached``. Every failure is printed as one
+Each answer runs with K seeds S..S+K-1 (``--seeds K --seed-offset S``; by default the sample
+of seeds the answer declares, from S), which replace the seeds written in the answer: a check
+passes only if it holds for every seed, a finding is evaluated once over them all. Results are computed afresh unless ``--cached``. Every failure is printed as one
 line starting with ``file:line``; the last line is ``N passed, M failed``. Exit code 0 when
 nothing failed, 1 when something did, 2 when the command itself is wrong.
 """
@@ -16,13 +16,13 @@ import click
 from kb.answers.parse import load_answers
 from kb.config import Settings
 from kb.model import Answer
-from kb.run.report import check_answers, timing_table, write_junit
+from kb.run.report import check_answers, effect_line, timing_table, write_junit
 
 
 @click.command(help="Rerun every demonstration; evaluate every inline value and claim.")
 @click.argument("slugs", nargs=-1)
-@click.option("--seeds", type=click.IntRange(min=1), default=1, metavar="K", show_default=True,
-              help="Seeds per demonstration.")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Seeds per answer (default: the sample each answer declares, else 1).")
 @click.option("--seed-offset", type=click.IntRange(min=0), default=0, metavar="S",
               show_default=True, help="First seed.")
 @click.option("--cached", is_flag=True, help="Reuse cached results.")
@@ -36,14 +36,18 @@ from kb.run.report import check_answers, timing_table, write_junit
 @click.pass_obj
 def check(settings: Settings, slugs: tuple[str, ...], seeds: int, seed_offset: int,
           cached: bool, junit: str | None, jobs: int, timeout: float | None) -> int:
+    def sample(answer: Answer) -> list[int]:
+        return list(range(seed_offset, seed_offset + (seeds or len(answer.seeds) or 1)))
+
     if not settings.answers_dir.is_dir():
         raise click.UsageError(f"no answers folder at {settings.answers_dir}")
     answers = _select(load_answers(settings.answers_dir), slugs)
-    chosen = list(range(seed_offset, seed_offset + seeds))
     count = f"{len(answers)} answer{'s' if len(answers) != 1 else ''}"
-    print(f"kb check: {count}, seeds {chosen[0]}..{chosen[-1]}", file=sys.stderr, flush=True)
-    reports = check_answers(answers, chosen, settings.cache_dir, fresh=not cached,
-                            timeout=timeout or settings.demo_timeout, jobs=jobs)
+    chosen = (f"seeds {seed_offset}..{seed_offset + seeds - 1}" if seeds
+              else f"each over its own sample of seeds from {seed_offset}")
+    print(f"kb check: {count}, {chosen}", file=sys.stderr, flush=True)
+    reports = check_answers([(a, sample(a)) for a in answers], settings.cache_dir,
+                            fresh=not cached, timeout=timeout or settings.demo_timeout, jobs=jobs)
 
     passed = failed = 0
     for report in reports:
@@ -52,6 +56,9 @@ def check(settings: Settings, slugs: tuple[str, ...], seeds: int, seed_offset: i
         failed += len(failures)
         print(f"{report.slug}: {report.passed} passed, {len(failures)} failed "
               f"({report.seconds:.1f} s)")
+        for outcome in report.outcomes:
+            if outcome.claim.kind == "finding" and outcome.holds is not None:
+                print(f"  {effect_line(outcome)}")
         for _, message in failures:
             print(message)
     print()

@@ -26,11 +26,13 @@ from kb.answers.expr import (
     Logic,
     Node,
     Results,
+    SeedSample,
     Unary,
     format_quantity,
     is_nan,
     truth,
 )
+from kb.answers.stats import LEVEL, Effect
 from kb.model import Answer, AnswerError, AnswerRun, Claim, ClaimOutcome, InlineValue
 
 INLINE_ERROR_MARKER = "⚠"  # shown in place of an inline value that cannot be computed
@@ -218,7 +220,10 @@ def _severity(judgement: _Judgement) -> tuple:
 
 
 def evaluate_claim(claim: Claim, runs: Sequence[AnswerRun]) -> ClaimOutcome:
-    """The claim's outcome over ``runs`` (one per seed): it holds only if it holds for all."""
+    """The claim's outcome over ``runs`` (one per seed). A check holds only if it holds for
+    every run; a finding is evaluated once, on the sample the runs make."""
+    if claim.kind == "finding":
+        return _evaluate_finding(claim, runs)
     if not runs:
         raise ValueError(f"{claim.location}: claim '{claim.id}' needs at least one run to check")
     judgements = [_judge(claim, run) for run in runs]
@@ -232,6 +237,63 @@ def evaluate_claim(claim: Claim, runs: Sequence[AnswerRun]) -> ClaimOutcome:
 
 def evaluate_claims(answer: Answer, runs: Sequence[AnswerRun]) -> list[ClaimOutcome]:
     return [evaluate_claim(claim, runs) for claim in answer.claims]
+
+
+def _sample_or_problem(expr: Expression, runs: Sequence[AnswerRun]
+                       ) -> tuple[SeedSample | None, str | None]:
+    """The sample of seeds an expression over seeds reads, or why it cannot be had."""
+    if len(runs) < 2:
+        return None, (f"measured over a sample of seeds, and {len(runs)} "
+                      f"run{'s' * (len(runs) != 1)} given")
+    per_seed = []
+    for run in runs:
+        results, problem = _results_or_problem(expr, run)
+        if problem is not None:
+            return None, f"{problem} at seed {_run_seed(run, expr.demos())}"
+        per_seed.append(results)
+    seeds = tuple(_run_seed(run, expr.demos()) for run in runs)
+    return SeedSample(seeds, tuple(per_seed)), None
+
+
+def _effect(expr: Expression, sample: SeedSample) -> Effect | None:
+    """The quantity a finding measures (its first aggregate's argument; of a frac(...) the
+    measured side of the comparison) over the sample, when it is one number per seed."""
+    node = expr.aggregates()[0].arg
+    if isinstance(node, Compare):
+        node = next((n for n in node.operands if not isinstance(n, Const)), node)
+    try:
+        values = np.asarray([node.eval(results) for results in sample.per_seed])
+        if values.ndim != 1 or values.dtype.kind not in "biuf":
+            return None
+        return Effect.of(node.text, sample.seeds, values)
+    except (EvaluationError, TypeError, ValueError):
+        return None
+
+
+def _evaluate_finding(claim: Claim, runs: Sequence[AnswerRun]) -> ClaimOutcome:
+    sample, problem = _sample_or_problem(claim.expr, runs)
+    seeds = tuple(s for s in (_run_seed(r, claim.expr.demos()) for r in runs) if s is not None)
+    if problem is not None:
+        return ClaimOutcome(claim, None, None, str(AnswerError(claim.location, problem)), None,
+                            seeds)
+    try:
+        verdict = _verdict(claim.expr.root, sample)
+    except EvaluationError as exc:
+        return ClaimOutcome(claim, None, None, str(AnswerError(claim.expr.location, str(exc))),
+                            None, seeds)
+    return ClaimOutcome(claim, verdict.holds, verdict.value, verdict.detail, None, seeds,
+                        _effect(claim.expr, sample))
+
+
+def describe_effect(effect: Effect, spec: str = ".3g") -> str:
+    """'mean 0.029, 95% CI 0.004 to 0.053 over 20 seeds; per seed -0.039 to 0.121'."""
+    def f(x: float) -> str:
+        return format(x, spec)
+
+    low, high = effect.ci
+    return (f"mean {f(effect.mean)}, {LEVEL:.0%} CI {f(low)} to {f(high)} over "
+            f"{len(effect.seeds)} seeds; per seed {f(min(effect.values))} to "
+            f"{f(max(effect.values))}")
 
 
 def describe_outcome(outcome: ClaimOutcome) -> str:
@@ -255,7 +317,12 @@ class InlineResult:
 
 
 def format_value(value: Any, spec: str) -> str:
-    """``value`` formatted with ``spec``; arrays element by element, numpy scalars as Python's."""
+    """``value`` formatted with ``spec``; arrays element by element, numpy scalars as Python's;
+    an effect as its mean with the confidence interval and the number of seeds."""
+    if isinstance(value, Effect):
+        low, high = value.ci
+        return (f"{format(value.mean, spec)} ({LEVEL:.0%} CI {format(low, spec)} to "
+                f"{format(high, spec)}, {len(value.seeds)} seeds)")
     if isinstance(value, np.ndarray) and value.ndim > 0:
         return np.array2string(
             value, separator=", ", formatter={"all": lambda x: format(x.item(), spec)}
@@ -265,14 +332,18 @@ def format_value(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-def format_inline_value(inline: InlineValue, run: AnswerRun) -> InlineResult:
-    seed = _run_seed(run, inline.expr.demos())
+def format_inline_value(inline: InlineValue, runs: Sequence[AnswerRun]) -> InlineResult:
+    """The value on ``runs``: one run, or the sample for a value over seeds (``effect(...)``)."""
+    seed = _run_seed(runs[0], inline.expr.demos()) if len(runs) == 1 else None
 
     def failed(reason: str) -> InlineResult:
         message = f"{inline.location}: inline value {{{{{inline.source}}}}} failed: {reason}"
         return InlineResult(inline, INLINE_ERROR_MARKER, message, seed)
 
-    results, problem = _results_or_problem(inline.expr, run)
+    if inline.expr.over_seeds:
+        results, problem = _sample_or_problem(inline.expr, runs)
+    else:
+        results, problem = _results_or_problem(inline.expr, runs[0])
     if problem is not None:
         return failed(problem)
     try:
@@ -287,6 +358,13 @@ def format_inline_value(inline: InlineValue, run: AnswerRun) -> InlineResult:
         return failed(f"cannot format {format_quantity(value)} with '{inline.format_spec}': {exc}")
 
 
-def format_inline_values(answer: Answer, run: AnswerRun) -> list[InlineResult]:
-    """Every inline value of ``answer`` on ``run``, in the order they appear."""
-    return [format_inline_value(inline, run) for inline in answer.inline_values]
+PENDING = "…"  # shown for a value over seeds while its sample is being computed
+
+
+def format_inline_values(answer: Answer, run: AnswerRun, sample: Sequence[AnswerRun] = ()
+                         ) -> list[InlineResult]:
+    """Every inline value of ``answer``, in the order they appear: on ``run``, or on the
+    ``sample`` of runs for a value over seeds (pending while the sample is empty)."""
+    return [InlineResult(inline, PENDING, None, None) if inline.expr.over_seeds and not sample
+            else format_inline_value(inline, sample if inline.expr.over_seeds else [run])
+            for inline in answer.inline_values]

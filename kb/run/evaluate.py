@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from kb.model import Answer, AnswerRun, ClaimOutcome, DemoResult
-from kb.run.claims import InlineResult, demos_ran, evaluate_claims, format_inline_values
+from kb.model import Answer, AnswerRun, Claim, ClaimOutcome, DemoResult
+from kb.run.claims import InlineResult, demos_ran, evaluate_claim, format_inline_values
 from kb.run.executor import Executor
 
 OWN_SEEDS: tuple[None] = (None,)  # each demonstration with the seed written in the answer
@@ -64,34 +64,50 @@ def evaluate(
     seeds: Sequence[int | None] = OWN_SEEDS,
     overrides: Mapping[str, Mapping] | None = None,
     on_result: Callable[[DemoResult], None] | None = None,
+    sample: Sequence[AnswerRun] | None = None,
 ) -> Evaluation:
     """Run ``answer``'s demonstrations once per seed (None: the answer's own seeds), with
     ``overrides`` (demonstration -> parameters), and evaluate everything that uses them.
 
-    A bad seed or parameter raises ParameterError (the caller's request is wrong); every
-    other problem is in the result. ``on_result`` is told of each demonstration as it ends.
+    Checks and inline values are evaluated on every run; findings and values over seeds on
+    ``sample``: the runs of the answer's seed sample, by default the runs made here. An empty
+    ``sample`` means it is still being computed: findings and values over seeds are pending.
+    A bad seed or parameter raises ParameterError (the caller's request is wrong); every other
+    problem is in the result. ``on_result`` is told of each demonstration as it ends.
     """
     if not seeds:
         raise ValueError("evaluate needs at least one seed (None: the answer's own)")
     runs = [executor.run(answer, seed, overrides, on_result) for seed in seeds]
-    values = [format_inline_values(answer, run) for run in runs]
-    return Evaluation(answer, runs, evaluate_claims(answer, runs), values,
-                      _problems(answer, runs, values))
+    sample = runs if sample is None else list(sample)
+    values = [format_inline_values(answer, run, sample) for run in runs]
+    claims = [evaluate_claim(claim, sample if claim.kind == "finding" else runs)
+              if sample or claim.kind == "check" else _pending(claim, answer)
+              for claim in answer.claims]
+    return Evaluation(answer, runs, claims, values, _problems(answer, runs, sample, values))
 
 
-def _problems(answer: Answer, runs: list[AnswerRun], values: list[list[InlineResult]]
-              ) -> list[Problem]:
+def _pending(claim: Claim, answer: Answer) -> ClaimOutcome:
+    count = f"{len(answer.seeds)} " if answer.seeds else ""
+    return ClaimOutcome(claim, None, None, f"being measured over the answer's {count}seeds; "
+                                           "shown as soon as they are computed", None, ())
+
+
+def _problems(answer: Answer, runs: list[AnswerRun], sample: list[AnswerRun],
+              values: list[list[InlineResult]]) -> list[Problem]:
     problems = [Problem("file", "answer file", e.location.line, str(e)) for e in answer.errors]
     for demo in answer.demonstrations:
         failed = next((run for run in runs if run.results[demo.name].error), None)
         if failed is not None:
-            problems.append(Problem("demonstration", f"demonstration {demo.name}", demo.location.line,
-                                    failed.results[demo.name].error, failed.seed))
+            problems.append(Problem("demonstration", f"demonstration {demo.name}",
+                                    demo.location.line, failed.results[demo.name].error,
+                                    failed.seed))
     for position, inline in enumerate(answer.inline_values):
         for run, shown in zip(runs, values):
-            if shown[position].error and demos_ran(inline.expr, run):
+            read = sample if inline.expr.over_seeds else [run]
+            if shown[position].error and all(demos_ran(inline.expr, r) for r in read):
                 problems.append(Problem(
                     "value", f"inline value {{{{{inline.source}}}}} line {inline.location.line}",
-                    inline.location.line, shown[position].error, run.seed))
+                    inline.location.line, shown[position].error,
+                    None if inline.expr.over_seeds else run.seed))
                 break
     return problems

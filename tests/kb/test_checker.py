@@ -130,7 +130,7 @@ def test_junit_has_a_testcase_per_claim_with_file_and_line(write_answer, check, 
     cases = {case.get("name"): case for case in root.iter("testcase")}
     assert set(cases) == {"drift-is-large", "impossible"}
     for claim_id, case in cases.items():
-        assert case.get("classname") == "answers.junit-answer"
+        assert case.get("classname") == "answers.junit-answer.checks"
         assert case.get("file") == "answers/junit-answer.md"
         assert case.get("line") == str(line_of(path, f"```claim {claim_id}"))
     assert cases["drift-is-large"].find("failure") is None

@@ -201,3 +201,67 @@ def test_any_text_is_either_parsed_or_refused_cleanly(source):
         expr.evaluate(RESULTS)
     except AnswerError as exc:
         assert exc.location == AT
+
+
+# --- findings: aggregates over a sample of seeds ------------------------------------------
+
+from kb.answers.expr import SeedSample  # noqa: E402
+from kb.answers.stats import Effect, ci  # noqa: E402
+
+GAPS = [0.02, -0.01, 0.05, 0.03]
+SAMPLE = SeedSample((0, 1, 2, 3), tuple(
+    {"drift": {"ratio": 1.0 + gap * 100, "xs": np.array([gap, 2 * gap]), "n": np.int64(3)},
+     "other": {"ratio": gap}}
+    for gap in GAPS))
+
+
+def finding(source: str):
+    return parse_condition(source, AT, RESULTS, kind="finding").evaluate(SAMPLE)
+
+
+def test_a_finding_reduces_per_seed_values_across_seeds():
+    assert finding(f"ci_low(other.ratio) == {float(ci(np.array(GAPS))[0])!r}")
+    assert finding("mean(other.ratio) == 0.0225")
+    assert finding("frac(drift.ratio > 1) == 0.75")
+    assert finding("min(other.ratio) == -0.01 and max(other.ratio) == 0.05")
+    assert finding("median(other.ratio) == 0.025")
+    assert finding("quantile(other.ratio, 0) == -0.01")
+    # Inside an aggregate mean/min/max reduce one seed's arrays; outside, across seeds.
+    assert finding("approx(max(mean(drift.xs)), 0.075)")
+    assert finding("approx(mean(drift.xs)[1], 0.045) and approx(mean(drift.xs)[0], 0.0225)")
+    assert finding("std(other.ratio) > 0 and ci_high(other.ratio - other.ratio) == 0")
+
+
+def test_an_inline_value_with_effect_shows_the_mean_and_interval():
+    expression = parse_expression("effect(other.ratio)", AT, RESULTS)
+    assert expression.over_seeds
+    effect = expression.evaluate(SAMPLE)
+    assert isinstance(effect, Effect) and effect.seeds == (0, 1, 2, 3)
+    assert effect.values == tuple(GAPS) and effect.mean == pytest.approx(0.0225)
+    assert not parse_expression("mean(drift.xs)", AT, RESULTS).over_seeds  # one run
+
+
+@pytest.mark.parametrize("source, kind, message", [
+    ("ci_low(drift.ratio) > 0", "check",
+     "ci_low() is an aggregate over seeds: it cannot be used in a check"),
+    ("frac(drift.ratio > 1) >= 0.9", "check", "frac() is an aggregate over seeds"),
+    ("drift.ratio > 1", "finding",
+     "'drift.ratio' is measured over seeds here: put it inside an aggregate"),
+    ("mean(drift.ratio) > drift.n", "finding", "'drift.n' is measured over seeds here"),
+    ("mean(ci_low(drift.xs)) > 0", "finding",
+     "ci_low() is an aggregate over seeds: it cannot be used inside another aggregate"),
+    ("1 < 2", "finding", "finding '1 < 2' measures nothing over seeds"),
+    ("quantile(drift.ratio) > 0", "finding", "quantile() over seeds takes quantile(values, q)"),
+    ("effect(drift.ratio) > 0", "finding", "effect() shows an effect in prose"),
+])
+def test_aggregates_are_refused_where_they_mean_nothing(source, kind, message):
+    with pytest.raises(AnswerError) as raised:
+        parse_condition(source, AT, RESULTS, kind=kind)
+    assert message in str(raised.value) and raised.value.location == AT
+
+
+def test_a_finding_needs_at_least_two_seeds_for_an_interval():
+    expression = parse_condition("ci_low(other.ratio) > 0", AT, RESULTS, kind="finding")
+    one = SeedSample((0,), SAMPLE.per_seed[:1])
+    with pytest.raises(AnswerError, match="needs at least 2 seeds, got 1"):
+        expression.evaluate(one)
