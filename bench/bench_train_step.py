@@ -54,10 +54,10 @@ for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from engine.layers import ones  # noqa: E402
 from engine.losses import softmax_cross_entropy  # noqa: E402
 from engine.network import build_mlp  # noqa: E402
 from engine.optim import SGD  # noqa: E402
+from engine.speed import ones  # noqa: E402
 from engine.train import train_step  # noqa: E402
 
 BATCH, IN, WIDTH, DEPTH, CLASSES = 60, 784, 100, 3, 10

@@ -13,11 +13,25 @@ Three normalizations share one core:
 Each forward returns ``(y, cache)``; each backward takes ``(dy, cache)`` and returns
 ``(dx, dgamma, dbeta)`` (``dgamma``/``dbeta`` are None without affine parameters).
 
-Speed: a (256, 1024) array is 1-2 MB, and every fresh array of that size costs page faults.
-The forward functions therefore accept a ``Workspace`` whose work arrays are reused across
-calls of the same shape and dtype; the classes pass their own. Outputs ``y`` and ``dx`` are
-always fresh arrays, so callers may keep them. A cache refers to the workspace's arrays and
-is valid until the next forward call with the same workspace.
+In plain numpy, batch norm's training-mode pass over m rows is::
+
+    mean, var = x.mean(axis=0), x.var(axis=0)  # var biased
+    xhat = (x - mean) / np.sqrt(var + eps)
+    y = gamma * xhat + beta
+    dbeta, dgamma = dy.sum(axis=0), (dy * xhat).sum(axis=0)
+    dx = gamma / np.sqrt(var + eps) * (dy - dbeta / m - xhat * dgamma / m)
+
+The file reads top down: the three functional pairs, the core they share (these formulas,
+arranged to make few passes over the arrays, and the derivation of dx), the layer classes,
+and last the validation of arguments.
+
+Speed (``engine.speed``): a (256, 1024) array is 1-2 MB, and every fresh array of that size
+costs page faults. The forward functions therefore accept a ``Workspace`` whose work arrays
+are reused across calls of the same shape and dtype; the classes pass their own. Outputs
+``y`` and ``dx`` are always fresh arrays, so callers may keep them. A cache refers to the
+workspace's arrays and is valid until the next forward call with the same workspace. Column
+sums are ``engine.speed.column_sums`` (one BLAS product) and the core works in place, each
+step under the formula it computes.
 """
 from __future__ import annotations
 
@@ -26,234 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.layers import all_finite, ones
-
-
-class Workspace:
-    """Preallocated work arrays, reused across calls with the same name, shape and dtype
-    (one set per distinct batch shape, e.g. full batches and a smaller last one)."""
-
-    def __init__(self) -> None:
-        self._arrays: dict[tuple, np.ndarray] = {}
-
-    def array(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        key = (name, shape, np.dtype(dtype))
-        found = self._arrays.get(key)
-        if found is None:
-            found = self._arrays[key] = np.empty(shape, dtype)
-        return found
-
-
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~10 us per call
-class NormCache:
-    """What a backward pass needs from its forward pass.
-
-    The output was ``y = xhat * (gamma * r) + (gamma * d + beta)`` with
-    ``xhat = (x - mean) * inv_std``; batch norm has ``r = 1, d = 0``. The cache keeps
-    ``x - mean`` rather than xhat: scaling it would cost a pass over the array, and every
-    use of xhat is a column sum or a per-column scaling anyway.
-    """
-
-    centered: np.ndarray  # (N, C) x - mean, lives in the workspace
-    inv_std: np.ndarray  # (C,) 1 / sqrt(var + eps)
-    scale: np.ndarray  # (C,) gamma * r * inv_std, the factor from x - mean to the output
-    gamma: np.ndarray | None  # None: no affine parameters
-    r: np.ndarray | None  # Batch Renorm's correction (constant in backprop); None means 1
-    d: np.ndarray | None  # None means 0
-    batch_stats: bool  # mean and var were computed from x, so the gradient flows through them
-    mean: np.ndarray  # (C,) the statistics used (the batch's when batch_stats)
-    var: np.ndarray  # (C,) biased
-
-
-# ---------------------------------------------------------------------------------------------
-# Validation: every refusal names the parameter at fault.
-
-
-def _check_eps(eps: float) -> float:
-    if not (isinstance(eps, (int, float, np.floating)) and math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
-    return float(eps)
-
-
-def _check_momentum(momentum: float) -> float:
-    if not (isinstance(momentum, (int, float, np.floating)) and 0 <= momentum <= 1):
-        raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
-    return float(momentum)
-
-
-def _check_num_features(num_features: int) -> int:
-    if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) \
-            or num_features < 1:
-        raise ValueError(f"num_features must be a positive int, got {num_features!r}")
-    return int(num_features)
-
-
-def _check_batch(x, num_features: int | None, batch_stats: bool, dtype=None) -> np.ndarray:
-    """``x`` as a floating (N, C) array; refuses wrong shapes and, when statistics come from
-    the batch, batches of one row (their variance is 0, so the output would be all beta)."""
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiub":
-        raise ValueError(f"x must hold real numbers, got dtype {x.dtype}")
-    x = _as_dtype(x, dtype if dtype is not None or x.dtype.kind == "f" else np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"x must be a 2-D (N, C) array, got shape {x.shape}")
-    if num_features is not None and x.shape[1] != num_features:
-        raise ValueError(
-            f"x has {x.shape[1]} features (columns) but num_features is {num_features}"
-        )
-    if x.shape[0] == 0:
-        raise ValueError("x has no rows (batch size 0)")
-    if batch_stats and x.shape[0] < 2:
-        raise ValueError(
-            "x has batch size 1 in training mode: batch statistics need at least 2 rows"
-        )
-    return x
-
-
-def _as_dtype(a, dtype) -> np.ndarray:
-    """``a`` as an array of ``dtype``, never copied when it already is one (np.asarray copies
-    when handed an equal but distinct dtype object, e.g. a deep-copied one)."""
-    a = np.asarray(a)
-    return a if dtype is None or a.dtype == dtype else a.astype(dtype)
-
-
-def _check_vector(name: str, v, size: int, dtype: np.dtype) -> np.ndarray:
-    v = _as_dtype(v, dtype)
-    if v.shape != (size,):
-        raise ValueError(f"{name} must have shape ({size},), got {v.shape}")
-    if not np.isfinite(v).all():
-        raise ValueError(f"{name} contains NaN or inf at index {_first_bad(v)}")
-    return v
-
-
-def _first_bad(v: np.ndarray) -> int:
-    return int(np.flatnonzero(~np.isfinite(v))[0])
-
-
-def _column_sums(name: str, a: np.ndarray, check: bool) -> np.ndarray:
-    """Column sums of ``a``; when ``check``, refusing NaN/inf: a column sum is finite iff the
-    column holds no NaN/inf (and does not overflow), so the check costs O(C), not another
-    pass over ``a``."""
-    if not check:
-        return ones(len(a), a.dtype) @ a
-    with np.errstate(over="ignore", invalid="ignore"):  # reported below, by name
-        sums = ones(len(a), a.dtype) @ a
-    if not all_finite(sums):
-        raise ValueError(
-            f"{name} contains NaN or inf (or values so large they overflow) "
-            f"in column {_first_bad(sums)}"
-        )
-    return sums
-
-
-def _column_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """sum(a * b, axis=0) without an (N, C) temporary (overflow gives inf, no warning)."""
-    return np.einsum("ij,ij->j", a, b)
-
-
-# ---------------------------------------------------------------------------------------------
-# The shared core.
-
-
-def _centered(x: np.ndarray, mean: np.ndarray, ws: Workspace) -> np.ndarray:
-    """x - mean in the workspace's "centered" array."""
-    centered = ws.array("centered", x.shape, x.dtype)
-    np.subtract(x, mean, out=centered)
-    return centered
-
-
-def _batch_moments(x: np.ndarray, ws: Workspace, check: bool = True
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Batch mean, biased variance, and x - mean (in the workspace); ``check`` refuses NaN/inf
-    in x. A variance that overflows is refused either way: it would silently zero a column.
-
-    Two passes (mean, then squared deviations) rather than E[x^2] - E[x]^2, which loses
-    precision when |mean| >> std."""
-    n = x.shape[0]
-    mean = _column_sums("x", x, check)
-    mean /= n
-    centered = _centered(x, mean, ws)
-    var = _column_dots(centered, centered)
-    var /= n
-    if not all_finite(var):
-        raise ValueError(f"x has NaN/inf or values so large that their variance overflows "
-                         f"in {x.dtype} (column {_first_bad(var)})")
-    return mean, var, centered
-
-
-def _inv_std(var: np.ndarray, eps: float) -> np.ndarray:
-    inv_std = var + eps
-    np.sqrt(inv_std, out=inv_std)
-    np.reciprocal(inv_std, out=inv_std)
-    return inv_std
-
-
-def _normalize(centered, mean, var, inv_std, gamma, beta, r, d, batch_stats):
-    """Finish a forward pass from ``centered`` = x - mean: y = gamma * (xhat r + d) + beta,
-    i.e. y = centered * (gamma r inv_std) + (gamma d + beta), as a fresh array."""
-    scale = inv_std if gamma is None else inv_std * gamma
-    if r is not None:
-        scale = scale * r
-    shift = None if d is None else (d if gamma is None else gamma * d)
-    if beta is not None:
-        shift = beta if shift is None else shift + beta
-    y = np.multiply(centered, scale)
-    if shift is not None:
-        y += shift
-    return y, NormCache(centered, inv_std, scale, gamma, r, d, batch_stats, mean, var)
-
-
-def _backward(dy, cache: NormCache, check: bool = True):
-    """The one backward pass of every normalization here; ``check`` refuses a ``dy`` of the
-    wrong shape or holding NaN/inf.
-
-    Derivation (per column; m rows, sigma = sqrt(var + eps), xhat = (x - mu) / sigma,
-    g = gamma * r the effective scale, dxhat = dy * g): when mu and var come from the batch,
-        dvar = sum(dxhat * (x - mu)) * (-1/2) sigma^-3,  dmu = -sum(dxhat) / sigma
-        (the dvar * d(var)/d(mu) term vanishes because sum(x - mu) = 0), so
-        dx = dxhat / sigma + dvar * 2 (x - mu) / m + dmu / m
-           = (1/m) (1/sigma) (m dxhat - sum(dxhat) - xhat sum(dxhat * xhat)).
-    With sum(dxhat) = g sum(dy) = g dbeta and sum(dxhat * xhat) = g sum(dy * xhat) this is
-        dx = (g / sigma) (dy - dbeta / m - (x - mu) sum(dy * xhat) / (m sigma)).
-    When the statistics are constants (eval mode, the naive variant), dx = dy * g / sigma.
-    r and d are constants too (Batch Renorm's stop-gradient): dgamma = sum(dy * (xhat r + d)).
-    """
-    centered, inv_std = cache.centered, cache.inv_std
-    if check:
-        dy = _as_dtype(dy, centered.dtype)
-        if dy.shape != centered.shape:
-            raise ValueError(
-                f"dy must have the forward output's shape {centered.shape}, got {dy.shape}")
-    m = centered.shape[0]
-
-    dbeta = _column_sums("dy", dy, check)
-    if cache.batch_stats or cache.gamma is not None:
-        sum_dy_xhat = _column_dots(dy, centered)
-        sum_dy_xhat *= inv_std
-
-    if cache.batch_stats:
-        # dx = (g / sigma) * (dy + (x - mu) * p + q) with p = -sum(dy * xhat) / (m sigma) and
-        # q = -dbeta / m: four passes, in place in the output, no other (N, C) array.
-        dx = np.multiply(centered, inv_std * sum_dy_xhat / -m)
-        dx += dy
-        dx -= dbeta / m
-        dx *= cache.scale
-    else:
-        dx = np.multiply(dy, cache.scale)
-
-    if cache.gamma is None:
-        return dx, None, None
-    dgamma = sum_dy_xhat if cache.r is None else sum_dy_xhat * cache.r
-    if cache.d is not None:
-        dgamma += cache.d * dbeta
-    return dx, dgamma, dbeta
-
-
-def update_running_average(running: np.ndarray, batch_value: np.ndarray, momentum: float,
-                           factor: float = 1.0) -> None:
-    """running = (1 - momentum) * running + momentum * factor * batch_value, in place."""
-    running *= 1.0 - momentum
-    running += (momentum * factor) * batch_value
+from engine.speed import Workspace, all_finite, column_dots, column_sums
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,11 +71,6 @@ def batchnorm_forward(x, gamma, beta, eps, mean=None, var=None, workspace: Works
     return _batchnorm(x, gamma, beta, eps, mean, var, ws)
 
 
-def _check_affine(gamma, beta, n_features: int, dtype: np.dtype):
-    return (None if gamma is None else _check_vector("gamma", gamma, n_features, dtype),
-            None if beta is None else _check_vector("beta", beta, n_features, dtype))
-
-
 def _batchnorm(x, gamma, beta, eps, mean, var, ws, check: bool = True):
     """``batchnorm_forward`` of checked arguments; ``check`` refuses NaN/inf in x."""
     training = mean is None
@@ -308,18 +90,6 @@ def batchnorm_backward(dy, cache: NormCache):
 
 # ---------------------------------------------------------------------------------------------
 # Batch Renormalization.
-
-
-def _check_r_max(r_max: float) -> float:
-    if not (isinstance(r_max, (int, float, np.floating)) and 1 <= r_max < math.inf):
-        raise ValueError(f"r_max must be a finite number >= 1, got {r_max!r}")
-    return float(r_max)
-
-
-def _check_d_max(d_max: float) -> float:
-    if not (isinstance(d_max, (int, float, np.floating)) and 0 <= d_max < math.inf):
-        raise ValueError(f"d_max must be a finite number >= 0, got {d_max!r}")
-    return float(d_max)
 
 
 def batchrenorm_forward(x, gamma, beta, eps, running_mean, running_std, r_max, d_max, momentum,
@@ -434,6 +204,132 @@ def running_average_batchnorm_forward(x, gamma, beta, eps, running_mean, running
 def running_average_batchnorm_backward(dy, cache: NormCache):
     """Gradients ``(dx, dgamma, dbeta)`` of the naive variant: the averages are constants."""
     return _backward(dy, cache)
+
+
+# ---------------------------------------------------------------------------------------------
+# The shared core: the formulas of all three.
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~10 us per call
+class NormCache:
+    """What a backward pass needs from its forward pass.
+
+    The output was ``y = xhat * (gamma * r) + (gamma * d + beta)`` with
+    ``xhat = (x - mean) * inv_std``; batch norm has ``r = 1, d = 0``. The cache keeps
+    ``x - mean`` rather than xhat: scaling it would cost a pass over the array, and every
+    use of xhat is a column sum or a per-column scaling anyway.
+    """
+
+    centered: np.ndarray  # (N, C) x - mean, lives in the workspace
+    inv_std: np.ndarray  # (C,) 1 / sqrt(var + eps)
+    scale: np.ndarray  # (C,) gamma * r * inv_std, the factor from x - mean to the output
+    gamma: np.ndarray | None  # None: no affine parameters
+    r: np.ndarray | None  # Batch Renorm's correction (constant in backprop); None means 1
+    d: np.ndarray | None  # None means 0
+    batch_stats: bool  # mean and var were computed from x, so the gradient flows through them
+    mean: np.ndarray  # (C,) the statistics used (the batch's when batch_stats)
+    var: np.ndarray  # (C,) biased
+
+
+def _centered(x: np.ndarray, mean: np.ndarray, ws: Workspace) -> np.ndarray:
+    """x - mean in the workspace's "centered" array."""
+    centered = ws.array("centered", x.shape, x.dtype)
+    np.subtract(x, mean, out=centered)
+    return centered
+
+
+def _batch_moments(x: np.ndarray, ws: Workspace, check: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batch mean, biased variance, and x - mean (in the workspace); ``check`` refuses NaN/inf
+    in x. A variance that overflows is refused either way: it would silently zero a column.
+
+    Two passes (mean, then squared deviations) rather than E[x^2] - E[x]^2, which loses
+    precision when |mean| >> std."""
+    n = x.shape[0]
+    mean = _column_sums("x", x, check)
+    mean /= n
+    centered = _centered(x, mean, ws)
+    var = column_dots(centered, centered)
+    var /= n
+    if not all_finite(var):
+        raise ValueError(f"x has NaN/inf or values so large that their variance overflows "
+                         f"in {x.dtype} (column {_first_bad(var)})")
+    return mean, var, centered
+
+
+def _inv_std(var: np.ndarray, eps: float) -> np.ndarray:
+    inv_std = var + eps
+    np.sqrt(inv_std, out=inv_std)
+    np.reciprocal(inv_std, out=inv_std)
+    return inv_std
+
+
+def _normalize(centered, mean, var, inv_std, gamma, beta, r, d, batch_stats):
+    """Finish a forward pass from ``centered`` = x - mean: y = gamma * (xhat r + d) + beta,
+    i.e. y = centered * (gamma r inv_std) + (gamma d + beta), as a fresh array."""
+    scale = inv_std if gamma is None else inv_std * gamma
+    if r is not None:
+        scale = scale * r
+    shift = None if d is None else (d if gamma is None else gamma * d)
+    if beta is not None:
+        shift = beta if shift is None else shift + beta
+    y = np.multiply(centered, scale)
+    if shift is not None:
+        y += shift
+    return y, NormCache(centered, inv_std, scale, gamma, r, d, batch_stats, mean, var)
+
+
+def _backward(dy, cache: NormCache, check: bool = True):
+    """The one backward pass of every normalization here; ``check`` refuses a ``dy`` of the
+    wrong shape or holding NaN/inf.
+
+    Derivation (per column; m rows, sigma = sqrt(var + eps), xhat = (x - mu) / sigma,
+    g = gamma * r the effective scale, dxhat = dy * g): when mu and var come from the batch,
+        dvar = sum(dxhat * (x - mu)) * (-1/2) sigma^-3,  dmu = -sum(dxhat) / sigma
+        (the dvar * d(var)/d(mu) term vanishes because sum(x - mu) = 0), so
+        dx = dxhat / sigma + dvar * 2 (x - mu) / m + dmu / m
+           = (1/m) (1/sigma) (m dxhat - sum(dxhat) - xhat sum(dxhat * xhat)).
+    With sum(dxhat) = g sum(dy) = g dbeta and sum(dxhat * xhat) = g sum(dy * xhat) this is
+        dx = (g / sigma) (dy - dbeta / m - (x - mu) sum(dy * xhat) / (m sigma)).
+    When the statistics are constants (eval mode, the naive variant), dx = dy * g / sigma.
+    r and d are constants too (Batch Renorm's stop-gradient): dgamma = sum(dy * (xhat r + d)).
+    """
+    centered, inv_std = cache.centered, cache.inv_std
+    if check:
+        dy = _as_dtype(dy, centered.dtype)
+        if dy.shape != centered.shape:
+            raise ValueError(
+                f"dy must have the forward output's shape {centered.shape}, got {dy.shape}")
+    m = centered.shape[0]
+
+    dbeta = _column_sums("dy", dy, check)
+    if cache.batch_stats or cache.gamma is not None:
+        sum_dy_xhat = column_dots(dy, centered)
+        sum_dy_xhat *= inv_std
+
+    if cache.batch_stats:
+        # dx = (g / sigma) * (dy + (x - mu) * p + q) with p = -sum(dy * xhat) / (m sigma) and
+        # q = -dbeta / m: four passes, in place in the output, no other (N, C) array.
+        dx = np.multiply(centered, inv_std * sum_dy_xhat / -m)
+        dx += dy
+        dx -= dbeta / m
+        dx *= cache.scale
+    else:
+        dx = np.multiply(dy, cache.scale)
+
+    if cache.gamma is None:
+        return dx, None, None
+    dgamma = sum_dy_xhat if cache.r is None else sum_dy_xhat * cache.r
+    if cache.d is not None:
+        dgamma += cache.d * dbeta
+    return dx, dgamma, dbeta
+
+
+def update_running_average(running: np.ndarray, batch_value: np.ndarray, momentum: float,
+                           factor: float = 1.0) -> None:
+    """running = (1 - momentum) * running + momentum * factor * batch_value, in place."""
+    running *= 1.0 - momentum
+    running += (momentum * factor) * batch_value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -596,3 +492,101 @@ class RunningAverageBatchNorm1d(_Normalization1d):
         if training:
             self.num_batches_tracked += 1
         return y
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: every refusal names the parameter at fault.
+
+
+def _check_eps(eps: float) -> float:
+    if not (isinstance(eps, (int, float, np.floating)) and math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+    return float(eps)
+
+
+def _check_momentum(momentum: float) -> float:
+    if not (isinstance(momentum, (int, float, np.floating)) and 0 <= momentum <= 1):
+        raise ValueError(f"momentum must be in [0, 1], got {momentum!r}")
+    return float(momentum)
+
+
+def _check_num_features(num_features: int) -> int:
+    if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) \
+            or num_features < 1:
+        raise ValueError(f"num_features must be a positive int, got {num_features!r}")
+    return int(num_features)
+
+
+def _check_batch(x, num_features: int | None, batch_stats: bool, dtype=None) -> np.ndarray:
+    """``x`` as a floating (N, C) array; refuses wrong shapes and, when statistics come from
+    the batch, batches of one row (their variance is 0, so the output would be all beta)."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiub":
+        raise ValueError(f"x must hold real numbers, got dtype {x.dtype}")
+    x = _as_dtype(x, dtype if dtype is not None or x.dtype.kind == "f" else np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"x must be a 2-D (N, C) array, got shape {x.shape}")
+    if num_features is not None and x.shape[1] != num_features:
+        raise ValueError(
+            f"x has {x.shape[1]} features (columns) but num_features is {num_features}"
+        )
+    if x.shape[0] == 0:
+        raise ValueError("x has no rows (batch size 0)")
+    if batch_stats and x.shape[0] < 2:
+        raise ValueError(
+            "x has batch size 1 in training mode: batch statistics need at least 2 rows"
+        )
+    return x
+
+
+def _as_dtype(a, dtype) -> np.ndarray:
+    """``a`` as an array of ``dtype``, never copied when it already is one (np.asarray copies
+    when handed an equal but distinct dtype object, e.g. a deep-copied one)."""
+    a = np.asarray(a)
+    return a if dtype is None or a.dtype == dtype else a.astype(dtype)
+
+
+def _check_vector(name: str, v, size: int, dtype: np.dtype) -> np.ndarray:
+    v = _as_dtype(v, dtype)
+    if v.shape != (size,):
+        raise ValueError(f"{name} must have shape ({size},), got {v.shape}")
+    if not np.isfinite(v).all():
+        raise ValueError(f"{name} contains NaN or inf at index {_first_bad(v)}")
+    return v
+
+
+def _first_bad(v: np.ndarray) -> int:
+    return int(np.flatnonzero(~np.isfinite(v))[0])
+
+
+def _column_sums(name: str, a: np.ndarray, check: bool) -> np.ndarray:
+    """Column sums of ``a``; when ``check``, refusing NaN/inf: a column sum is finite iff the
+    column holds no NaN/inf (and does not overflow), so the check costs O(C), not another
+    pass over ``a``."""
+    if not check:
+        return column_sums(a)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, by name
+        sums = column_sums(a)
+    if not all_finite(sums):
+        raise ValueError(
+            f"{name} contains NaN or inf (or values so large they overflow) "
+            f"in column {_first_bad(sums)}"
+        )
+    return sums
+
+
+def _check_affine(gamma, beta, n_features: int, dtype: np.dtype):
+    return (None if gamma is None else _check_vector("gamma", gamma, n_features, dtype),
+            None if beta is None else _check_vector("beta", beta, n_features, dtype))
+
+
+def _check_r_max(r_max: float) -> float:
+    if not (isinstance(r_max, (int, float, np.floating)) and 1 <= r_max < math.inf):
+        raise ValueError(f"r_max must be a finite number >= 1, got {r_max!r}")
+    return float(r_max)
+
+
+def _check_d_max(d_max: float) -> float:
+    if not (isinstance(d_max, (int, float, np.floating)) and 0 <= d_max < math.inf):
+        raise ValueError(f"d_max must be a finite number >= 0, got {d_max!r}")
+    return float(d_max)

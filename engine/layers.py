@@ -11,58 +11,19 @@ arrays (an optimizer may hold on to them).
 The forward functions and the layers refuse NaN/inf in their input. The functions'
 ``check=False`` and the classes' ``check_input = False`` skip that (the classes also skip
 their shape checks) for callers that guarantee it, such as a network whose first layer
-checked the data: each check is a pass over the array.
+checked the data: each check is a pass over the array. The checks are at the end of the file;
+column sums and the finiteness test come from ``engine.speed``.
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 
+from engine.speed import all_finite, column_sums
+
 INITS = ("he", "xavier", "glorot", "lecun", "gaussian")
 DEFAULT_GAUSSIAN_STD = 0.01
-
-
-def all_finite(a: np.ndarray) -> bool:
-    """Whether the floating-point array ``a`` holds no NaN and no infinity."""
-    # A NaN or an infinity makes the sum of squares non-finite, and BLAS computes it faster
-    # than any elementwise test; it can also overflow on large finite values, hence the
-    # exact second test.
-    flat = a.reshape(-1)
-    return math.isfinite(np.dot(flat, flat)) or bool(np.isfinite(a).all())
-
-
-def require_finite(name: str, a: np.ndarray) -> None:
-    """Raise ValueError naming ``name`` if the floating-point array ``a`` holds a NaN or an
-    infinity."""
-    if not all_finite(a):
-        raise ValueError(f"{name} contains NaN or infinite values")
-
-
-@functools.lru_cache(maxsize=64)
-def ones(n: int, dtype: np.dtype) -> np.ndarray:
-    """A read-only vector of n ones: ``ones(len(a), a.dtype) @ a`` sums the columns of ``a``
-    as one BLAS product, about twice as fast as np.add.reduce along axis 0."""
-    vector = np.ones(n, dtype)
-    vector.flags.writeable = False
-    return vector
-
-
-def require_2d(name: str, a: np.ndarray, features: int | None = None) -> None:
-    """Raise ValueError unless ``a`` is ``(batch, features)`` with a non-empty batch."""
-    if a.ndim != 2 or a.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (batch, features) with batch >= 1, got {a.shape}")
-    if features is not None and a.shape[1] != features:
-        raise ValueError(f"{name} must have {features} features (columns), got shape {a.shape}")
-
-
-def as_float_array(name: str, x, dtype) -> np.ndarray:
-    """``x`` as an array of ``dtype`` (no copy when it already is one); refuses non-numbers."""
-    try:
-        return np.asarray(x, dtype=dtype)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an array of numbers, got {type(x).__name__}") from None
 
 
 def init_weights(rng: np.random.Generator, in_features: int, out_features: int, init: str = "he",
@@ -113,7 +74,7 @@ def linear_backward(dy: np.ndarray, cache, need_dx: bool = True, dW_out: np.ndar
     if check and dy.shape != (x.shape[0], W.shape[1]):
         raise ValueError(f"dy must have shape {(x.shape[0], W.shape[1])}, got {dy.shape}")
     dW = np.matmul(x.T, dy, out=dW_out)
-    db = np.matmul(ones(len(dy), dy.dtype), dy, out=db_out)
+    db = column_sums(dy, out=db_out)
     dx = np.matmul(dy, W.T) if need_dx else None
     return dx, dW, db
 
@@ -347,3 +308,28 @@ class Dropout:
 
     def grads(self) -> dict[str, np.ndarray]:
         return {}
+
+
+# --- Input checks ----------------------------------------------------------------------------
+
+def require_finite(name: str, a: np.ndarray) -> None:
+    """Raise ValueError naming ``name`` if the floating-point array ``a`` holds a NaN or an
+    infinity."""
+    if not all_finite(a):
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def require_2d(name: str, a: np.ndarray, features: int | None = None) -> None:
+    """Raise ValueError unless ``a`` is ``(batch, features)`` with a non-empty batch."""
+    if a.ndim != 2 or a.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (batch, features) with batch >= 1, got {a.shape}")
+    if features is not None and a.shape[1] != features:
+        raise ValueError(f"{name} must have {features} features (columns), got shape {a.shape}")
+
+
+def as_float_array(name: str, x, dtype) -> np.ndarray:
+    """``x`` as an array of ``dtype`` (no copy when it already is one); refuses non-numbers."""
+    try:
+        return np.asarray(x, dtype=dtype)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array of numbers, got {type(x).__name__}") from None

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.layers import ones, require_2d, require_finite, sigmoid_forward
+from engine.layers import require_2d, require_finite, sigmoid_forward
+from engine.speed import ones
 
 
 def check_labels(y, n: int, classes: int) -> np.ndarray:

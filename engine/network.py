@@ -16,13 +16,12 @@ before the activation -- the quantity of Ioffe & Szegedy's Figure 1).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from engine.batchnorm import BatchNorm1d, BatchRenorm1d, RunningAverageBatchNorm1d
 from engine.layers import ACTIVATIONS, Dropout, Linear, as_float_array, require_finite
 from engine.optim import decays
+from engine.speed import store_contiguously
 
 NORMS = {"batch": BatchNorm1d, "renorm": BatchRenorm1d, "running": RunningAverageBatchNorm1d}
 NORM_POSITIONS = ("before", "after")
@@ -104,10 +103,11 @@ class MLP:
     checks (``check_input``), a numpy call or more each, are turned off, including those of
     the linear layers of the blocks after the first.
 
-    The parameters of its layers are moved into one array, weight matrices first, and their
-    gradients into another, laid out alike: ``engine.optim.SGD`` then updates them all with
-    a few numpy calls per step rather than a few per parameter (a copy of the network keeps
-    separate arrays, which is slower, not wrong)."""
+    Speed: the parameters of its layers are moved into one array, weight matrices first, and
+    their gradients into another, laid out alike (``engine.speed.store_contiguously``):
+    ``engine.optim.SGD`` then updates them all with a few numpy calls per step rather than a
+    few per parameter (a copy of the network keeps separate arrays, which is slower, not
+    wrong)."""
 
     def __init__(self, hidden: list[HiddenBlock], out: Linear):
         self.hidden = list(hidden)
@@ -121,28 +121,9 @@ class MLP:
                 linear.check_input = False
         self._structure: list | None = None  # see _layers_with_parameters
         self._owners: list[tuple[str, object]] = []
-        self._store_contiguously()
-
-    def _store_contiguously(self) -> None:
-        """Move the parameters and gradients of the layers that support it (``store_in``) into
-        one array each, weight matrices first (weight decay applies to them alone, so SGD
-        updates two runs, whatever its settings)."""
-        layers = [layer for layer in self.named_layers().values() if hasattr(layer, "store_in")
-                  and all(p.dtype == self.dtype for p in layer.params().values())]
-        entries = [(layer, key, p.shape) for layer in layers for key, p in layer.params().items()]
-        entries.sort(key=lambda entry: not decays(entry[1]))  # stable: layer order kept
-        size = sum(math.prod(shape) for _, _, shape in entries)
-        param_store, grad_store = np.empty(size, self.dtype), np.empty(size, self.dtype)
-        views = {layer: ({}, {}) for layer in layers}
-        start = 0
-        for layer, key, shape in entries:
-            span = slice(start, start + math.prod(shape))
-            params, grads = views[layer]
-            params[key] = param_store[span].reshape(shape)
-            grads[key] = grad_store[span].reshape(shape)
-            start = span.stop
-        for layer, (params, grads) in views.items():
-            layer.store_in(params, grads)
+        # Speed (see above): weight matrices first, since weight decay applies to them alone,
+        # so that SGD updates two runs whatever its settings.
+        store_contiguously(self.named_layers().values(), self.dtype, first=decays)
 
     def named_layers(self) -> dict[str, object]:
         """Every layer object by its dotted name ("hidden0.linear", ..., "out.linear")."""

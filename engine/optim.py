@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 
+from engine.speed import consecutive, flat_view, runs
+
 
 def decays(name: str) -> bool:
     """Whether weight decay applies to the parameter called ``name``: only weight matrices
@@ -14,6 +16,28 @@ def decays(name: str) -> bool:
     return name.rsplit(".", 1)[-1] == "W"
 
 
+def sgd_update(p: np.ndarray, g: np.ndarray, v: np.ndarray, lr: float, momentum: float,
+               weight_decay: float, scratch: np.ndarray) -> None:
+    """One step of the parameters ``p`` from their gradient ``g``, in place::
+
+        d = g + weight_decay * p
+        v = momentum * v + d               (v, the velocity, is updated in place)
+        p -= lr * v                        (p -= lr * d when momentum is 0)
+
+    ``scratch``, an array like ``p``, holds the intermediate results (no temporaries)."""
+    d = g
+    if weight_decay:
+        np.multiply(p, weight_decay, out=scratch)
+        scratch += g
+        d = scratch
+    if momentum:
+        v *= momentum
+        v += d
+        d = v
+    np.multiply(d, lr, out=scratch)
+    p -= scratch
+
+
 class SGD:
     """SGD as in ``torch.optim.SGD`` (no dampening, no Nesterov)::
 
@@ -21,13 +45,14 @@ class SGD:
         v = momentum * v + d               (v = d on the first step)
         p -= lr * v                        (p -= lr * d when momentum is 0)
 
-    ``params`` maps names to arrays that are updated in place, so layers that own them see
-    the new values. ``lr`` may be changed between steps (schedules).
+    ``params`` maps names to arrays that are updated in place (``sgd_update``), so layers
+    that own them see the new values. ``lr`` may be changed between steps (schedules).
 
     Speed: each of these lines is a numpy call, which costs about a microsecond however small
     the array. Parameters that lie one after the other in a single array (``MLP`` keeps all
     of its parameters in one array, and their gradients in another) are therefore updated
-    as one flat array, a few calls for all of them rather than a few per parameter.
+    as one flat array (a ``_Slot``, found by ``engine.speed.runs``), a few calls for all of
+    them rather than a few per parameter.
     """
 
     def __init__(self, params: dict[str, np.ndarray], lr: float, momentum: float = 0.0,
@@ -48,7 +73,7 @@ class SGD:
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
         self._slots = [_Slot(names, [self.params[n] for n in names])
-                       for names in _runs(self.params)]
+                       for names in runs(self.params, group=decays)]
 
     def step(self, grads: dict[str, np.ndarray]) -> None:
         """Update every parameter in place from ``grads`` (same names and shapes)."""
@@ -57,21 +82,10 @@ class SGD:
             extra = sorted(set(grads) - set(self.params))
             raise ValueError(f"grads must have the keys of params; missing {missing}, "
                              f"unexpected {extra}")
-        lr, momentum, weight_decay = self.lr, self.momentum, self.weight_decay
         for slot in self._slots:
-            g = slot.gradient([grads[name] for name in slot.names])
-            p, v, scratch = slot.p, slot.v, slot.scratch
-            d = g
-            if weight_decay and slot.decayed:
-                np.multiply(p, weight_decay, out=scratch)
-                scratch += g
-                d = scratch
-            if momentum:
-                v *= momentum
-                v += d
-                d = v
-            np.multiply(d, lr, out=scratch)
-            p -= scratch
+            sgd_update(slot.p, slot.gradient([grads[name] for name in slot.names]), slot.v,
+                       self.lr, self.momentum, self.weight_decay if slot.decayed else 0.0,
+                       slot.scratch)
 
 
 class _Slot:
@@ -82,7 +96,7 @@ class _Slot:
     def __init__(self, names: list[str], arrays: list[np.ndarray]):
         self.names = names
         self.arrays = arrays
-        self.p = arrays[0] if len(arrays) == 1 else _flat_view(arrays)
+        self.p = arrays[0] if len(arrays) == 1 else flat_view(arrays)
         self.v = np.zeros_like(self.p)
         self.scratch = np.empty_like(self.p)
         self.decayed = decays(names[0])
@@ -103,55 +117,9 @@ class _Slot:
             if len(grads) == 1:
                 self._flat_grad = grads[0]
             else:
-                self._flat_grad = _flat_view(grads) if _consecutive(grads) else None
+                self._flat_grad = flat_view(grads) if consecutive(grads) else None
         if self._flat_grad is not None:
             return self._flat_grad
         if self._gathered is None:
             self._gathered = np.empty_like(self.p)
         return np.concatenate([g.reshape(-1) for g in grads], out=self._gathered)
-
-
-def _runs(params: dict[str, np.ndarray]) -> list[list[str]]:
-    """The names of ``params`` grouped into runs of arrays that lie one after the other in one
-    array, each run all decayed or all not (see ``decays``); other arrays are runs of one."""
-    by_address = sorted(params, key=lambda name: _address(params[name]))
-    runs: list[list[str]] = []
-    for name in by_address:
-        if runs and decays(runs[-1][-1]) == decays(name) \
-                and _consecutive([params[runs[-1][-1]], params[name]]):
-            runs[-1].append(name)
-        else:
-            runs.append([name])
-    return runs
-
-
-def _address(a: np.ndarray) -> int:
-    return a.__array_interface__["data"][0]
-
-
-def _owner(a: np.ndarray) -> np.ndarray:
-    while isinstance(a.base, np.ndarray):
-        a = a.base
-    return a
-
-
-def _consecutive(arrays: list[np.ndarray]) -> bool:
-    """Whether ``arrays`` are C-contiguous pieces of one C-contiguous array, in this order and
-    without gaps, so that one flat view covers exactly them."""
-    owner = _owner(arrays[0])
-    if not owner.flags.c_contiguous:
-        return False
-    end = None
-    for a in arrays:
-        if not (a.flags.c_contiguous and a.dtype == owner.dtype and _owner(a) is owner) \
-                or (end is not None and _address(a) != end):
-            return False
-        end = _address(a) + a.nbytes
-    return True
-
-
-def _flat_view(arrays: list[np.ndarray]) -> np.ndarray:
-    """One flat array viewing the memory of ``arrays`` (``_consecutive`` must hold)."""
-    owner = _owner(arrays[0])
-    start = (_address(arrays[0]) - _address(owner)) // owner.itemsize
-    return owner.reshape(-1)[start:start + sum(a.size for a in arrays)]

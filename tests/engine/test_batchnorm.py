@@ -97,6 +97,20 @@ def test_functional_pair_without_affine_parameters():
     assert relative_error(dx, numeric) < GRAD_TOL
 
 
+def test_the_plain_numpy_of_the_module_docstring_is_what_the_core_computes():
+    rng = np.random.default_rng(13)
+    x, dy = _batch(rng, n=9, c=5), rng.standard_normal((9, 5))
+    gamma, beta, eps, m = rng.uniform(0.5, 2, 5), rng.standard_normal(5), 1e-5, 9
+    mean, var = x.mean(axis=0), x.var(axis=0)
+    xhat = (x - mean) / np.sqrt(var + eps)
+    dbeta, dgamma = dy.sum(axis=0), (dy * xhat).sum(axis=0)
+    y, cache = batchnorm_forward(x, gamma, beta, eps)
+    for ours, plain in zip((y, *batchnorm_backward(dy, cache)), (
+            gamma * xhat + beta,
+            gamma / np.sqrt(var + eps) * (dy - dbeta / m - xhat * dgamma / m), dgamma, dbeta)):
+        np.testing.assert_allclose(ours, plain, rtol=1e-12, atol=1e-12)
+
+
 # --- Ioffe & Szegedy (2015), Section 3.3 --------------------------------------------------
 
 
