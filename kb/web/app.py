@@ -265,21 +265,21 @@ def answer(slug: str) -> Response:
     page = site().pages.get_or_make(key, lambda: _render_answer(answer, view, generation),
                                     keep_for=lambda page: page.keep_for)
     if "gzip" in request.headers.get("Accept-Encoding", ""):
-        response = conditional_response(page.gzipped, page.etag + "-gzip", "text/html")
+        response = Response(page.gzipped, mimetype="text/html")
+        response.set_etag(page.etag + "-gzip")  # the same page, other bytes: another ETag
         response.headers["Content-Encoding"] = "gzip"
     else:
-        response = conditional_response(page.html, page.etag, "text/html")
+        response = Response(page.html, mimetype="text/html")
+        response.set_etag(page.etag)
     response.vary.add("Accept-Encoding")
-    return response
+    return conditional(response)
 
 
-def conditional_response(body: bytes, etag: str, mimetype: str) -> Response:
-    """``body`` with its ETag, or 304 when the client already has it."""
-    if etag in request.if_none_match:
-        response = Response(status=304)
-    else:
-        response = Response(body, mimetype=mimetype)
-    response.set_etag(etag)
+def conditional(response: Response) -> Response:
+    """``response``, or a 304 when the client already has its ETag (werkzeug decides)."""
+    response.make_conditional(request)
+    # make_conditional also sets a Date header: gunicorn sends its own, and two is one too many.
+    del response.headers["Date"]
     return response
 
 
@@ -496,7 +496,7 @@ def figure(slug: str, name: str, fmt: str) -> Response:
         return error_response(404, str(exc))
     except FigureError as exc:
         return error_response(404, f"Figure '{name}' is not available: {exc}")
-    response = conditional_response(data, hashlib.sha1(data).hexdigest(),
-                                    "image/png" if fmt == "png" else "image/svg+xml")
+    response = Response(data, mimetype="image/png" if fmt == "png" else "image/svg+xml")
+    response.add_etag()
     response.headers["Cache-Control"] = "public, max-age=300"
-    return response
+    return conditional(response)

@@ -216,7 +216,7 @@ def test_figures_are_served_as_png_and_svg(client):
     assert svg.mimetype == "image/svg+xml" and b"<svg" in svg.data[:1000]
     again = client.get("/a/noise/figures/samples-plot.png",
                        headers={"If-None-Match": png.headers["ETag"].strip('"')})
-    assert again.status_code == 304
+    assert again.status_code == 304 and again.headers["Cache-Control"] == "public, max-age=300"
 
 
 def test_figure_urls_honour_seed_and_parameters(client):
@@ -490,7 +490,22 @@ def test_index_is_built_on_first_search(client, settings):
 def test_answer_pages_are_conditional(client):
     first = client.get("/a/noise")
     again = client.get("/a/noise", headers={"If-None-Match": first.headers["ETag"].strip('"')})
-    assert again.status_code == 304
+    assert again.status_code == 304 and again.headers["ETag"] == first.headers["ETag"]
+    assert "Date" not in again.headers  # the server adds its own; two would be malformed
+
+
+def test_compressed_answer_pages_are_conditional_on_their_own_etag(client):
+    gzip_first = client.get("/a/noise", headers={"Accept-Encoding": "gzip"})
+    etag = gzip_first.headers["ETag"]
+    assert etag.endswith('-gzip"')
+    again = client.get("/a/noise", headers={"Accept-Encoding": "gzip", "If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    assert again.headers["ETag"] == etag and "Accept-Encoding" in again.vary
+    # The compressed page's ETag does not match the plain page, nor the other way round.
+    assert client.get("/a/noise", headers={"If-None-Match": etag}).status_code == 200
+    plain_etag = client.get("/a/noise").headers["ETag"]
+    assert client.get("/a/noise", headers={"Accept-Encoding": "gzip",
+                                           "If-None-Match": plain_etag}).status_code == 200
 
 
 def test_answer_pages_are_compressed_for_clients_that_accept_it(client):
