@@ -6,8 +6,11 @@
 runs, every inline value can be computed). Only ``.md`` files in a folder named
 ``answers`` that start with front matter are collected.
 
-An answer's demonstrations run once per session (and process, under pytest-xdist) with the
-seeds written in the file, i.e. what the page shows. They go through the on-disk cache
+An answer's demonstrations run once per session (and process, under pytest-xdist) over the
+sample of seeds the answer declares (``seeds: N`` in its front matter: seeds 0..N-1), as
+``kb check`` runs them; an answer without a sample runs with the seeds written in its
+demonstrations. Checks must hold for every seed; findings are measured over the sample.
+They go through the on-disk cache
 (``.kb/cache``, or ``$KB_DATA/cache``): its keys include the engine's source, numpy's and
 matplotlib's versions, so a cached result is exactly what a fresh run would compute; xdist
 workers that need the same answer compute it once (the cache locks per key); and a rerun
@@ -65,7 +68,7 @@ def _answer(config: pytest.Config, path: Path) -> Answer:
 def _evaluation(config: pytest.Config, answer: Answer) -> Evaluation:
     evaluations = config.stash[_EVALUATIONS]
     if answer.path not in evaluations:
-        from kb.run.evaluate import evaluate
+        from kb.run.evaluate import OWN_SEEDS, evaluate
 
         if _EXECUTOR not in config.stash:
             from kb.config import Settings
@@ -73,7 +76,9 @@ def _evaluation(config: pytest.Config, answer: Answer) -> Evaluation:
             from kb.run.executor import Executor
 
             config.stash[_EXECUTOR] = Executor(Cache(Settings.from_env().cache_dir))
-        evaluations[answer.path] = evaluate(answer, config.stash[_EXECUTOR])
+        # The answer's sample of seeds, as `kb check` runs it: findings are measured over it.
+        seeds = list(answer.seeds) or OWN_SEEDS
+        evaluations[answer.path] = evaluate(answer, config.stash[_EXECUTOR], seeds)
     return evaluations[answer.path]
 
 

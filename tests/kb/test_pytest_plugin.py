@@ -10,7 +10,7 @@ import pytest
 
 # Imported here, before pytester's in-process runs, which forget the modules first imported
 # during a run: importing the engine's experiments again would register them twice.
-import engine.experiments  # noqa: F401
+import engine.catalog  # noqa: F401  (registers the engine's experiments)
 import kb.run.cache  # noqa: F401
 import kb.run.claims  # noqa: F401
 import kb.run.executor  # noqa: F401
