@@ -1,0 +1,37 @@
+"""What a request that cannot be served gets: an error page, or JSON under ``/api/``."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify, render_template, request
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+def error_response(status: int, reason: str, suggestions: list[dict] | None = None,
+                   back: dict | None = None) -> Response:
+    """The error as a page, or as JSON ``{"error", "status", "suggestions"?}`` under /api/;
+    ``back`` (``{"title", "url"}``) is where the page offers to go instead."""
+    if _wants_json():
+        body: dict[str, Any] = {"error": reason, "status": status}
+        if suggestions is not None:
+            body["suggestions"] = suggestions
+        response = jsonify(body)
+    else:
+        heading = {400: "That request cannot be shown", 404: "Not found",
+                   503: "Busy computing, try again shortly"}.get(status, "Something went wrong")
+        response = Response(render_template(
+            "error.html", status=status, heading=heading, reason=reason,
+            suggestions=suggestions or [], back=back))
+    response.status_code = status
+    return response
+
+
+class Answered(Exception):
+    """A request that ends early with a ready response (redirect, 400, 404); the app answers
+    with ``response``, so that helpers deep in a route need not return it up the calls."""
+
+    def __init__(self, response: Response):
+        self.response = response

@@ -1,0 +1,106 @@
+"""The HTML pages: home, search, answers (rendered once per view, sent compressed when the
+client accepts it, 304 when it has them already) and figures."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, jsonify, render_template, request, url_for
+
+from kb.answers.parse import display_path
+from kb.model import Answer
+from kb.run.figures import FigureError
+from kb.web.context import answer_page, search_json, threads
+from kb.web.errors import error_response
+from kb.web.lookup import find_answer, find_view, search_args
+from kb.web.site import View
+from kb.web.urls import public_url, site
+
+logger = logging.getLogger(__name__)
+
+pages = Blueprint("pages", __name__)
+
+
+@pages.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="ok")
+
+
+@pages.get("/")
+def index() -> str:
+    return render_template("index.html", threads=threads(), json_url=url_for("api.answers"))
+
+
+@pages.get("/search")
+def search() -> str:
+    query, limit = search_args()
+    found = search_json(query, limit)
+    return render_template(
+        "search.html", query=query, results=found["results"], suggestion=found["suggestion"],
+        json_url=url_for("api.search", q=query, limit=limit))
+
+
+@pages.get("/a/<slug>")
+def answer(slug: str) -> Response:
+    answer, generation = find_answer(slug, "pages.answer")
+    view = find_view(answer)
+    # The public root is part of the key: the page holds absolute URLs (og:image, og:url).
+    key = (slug, view, generation, public_url("/"))
+    page = site().pages.get_or_make(key, lambda: _render_answer(answer, view, generation),
+                                    keep_for=lambda page: page.keep_for)
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response = Response(page.gzipped, mimetype="text/html")
+        response.set_etag(page.etag + "-gzip")  # the same page, other bytes: another ETag
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = Response(page.html, mimetype="text/html")
+        response.set_etag(page.etag)
+    response.vary.add("Accept-Encoding")
+    return conditional(response)
+
+
+def conditional(response: Response) -> Response:
+    """``response``, or a 304 when the client already has its ETag (werkzeug decides)."""
+    response.make_conditional(request)
+    # make_conditional also sets a Date header: gunicorn sends its own, and two is one too many.
+    del response.headers["Date"]
+    return response
+
+
+@dataclass(frozen=True)
+class _RenderedPage:
+    html: bytes
+    gzipped: bytes  # compressed once: pages of MathML shrink about fivefold, phones notice
+    etag: str
+    keep_for: float  # seconds: as long as the outcome it shows
+
+
+def _render_answer(answer: Answer, view: View, generation: int) -> _RenderedPage:
+    outcome = site().outcome(answer, view, generation)
+    try:
+        page = answer_page(outcome)
+    except Exception as exc:  # a bug meeting an odd answer: show what we know, log the rest
+        logger.exception("rendering %s failed", answer.path)
+        where = display_path(answer.path, site().settings.answers_dir.parent)
+        page = answer_page(outcome, failure=f"{where}: could not be rendered: {exc!r}")
+    html = render_template("answer.html", page=page, json_url=page["json_url"]).encode()
+    return _RenderedPage(html, gzip.compress(html, mtime=0), hashlib.sha1(html).hexdigest(),
+                         outcome.keep_for())
+
+
+@pages.get("/a/<slug>/figures/<name>.<any(png, svg):fmt>")
+def figure(slug: str, name: str, fmt: str) -> Response:
+    answer, generation = find_answer(slug, "pages.figure", name=name, fmt=fmt)
+    view = find_view(answer)
+    try:
+        data = site().figure(answer, name, fmt, view, generation)
+    except LookupError as exc:
+        return error_response(404, str(exc))
+    except FigureError as exc:
+        return error_response(404, f"Figure '{name}' is not available: {exc}")
+    response = Response(data, mimetype="image/png" if fmt == "png" else "image/svg+xml")
+    response.add_etag()
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return conditional(response)
