@@ -22,7 +22,7 @@ from kb.web.errors import Answered, error_response
 from kb.web.pages import pages
 from kb.web.render import error_box
 from kb.web.site import Busy, Site
-from kb.web.urls import answer_url
+from kb.web.urls import answer_url, thread_anchor
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Busy, _busy)
     app.register_error_handler(Exception, _unexpected_error)
-    app.jinja_env.globals.update(error_box=error_box, max_query=MAX_QUERY_CHARS,
-                                 max_seed=MAX_SEED)
+    app.jinja_env.globals.update(error_box=error_box, thread_anchor=thread_anchor,
+                                 max_query=MAX_QUERY_CHARS, max_seed=MAX_SEED)
     return app
 
 

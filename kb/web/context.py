@@ -1,5 +1,10 @@
-"""What the pages and their JSON twins show: the home page's threads, search results, and an
-answer in one view (its figures, demonstrations with their parameter forms, claims)."""
+"""What each view shows, built once: its page renders it and its JSON twin is part of it.
+
+As in Datasette, a view's ``Context`` is the JSON twin's body (``data``) plus what only the
+page needs (``extra``: links, tallies, form fields, all derived from the same values), so the
+page and its JSON cannot drift apart. One per view: the home page (``/``, ``/api/answers``),
+search (``/search``, ``/api/search``) and an answer (``/a/<slug>``, ``/api/answers/<slug>``).
+"""
 from __future__ import annotations
 
 import math
@@ -12,19 +17,34 @@ from flask import url_for
 from engine.catalog import get_experiment
 from kb.answers.parse import SUMMARY_LIMIT
 from kb.model import Answer
-from kb.web.render import claim_html, error_box, figure_html, render_markdown, slugify
+from kb.web.render import claim_html, error_box, figure_html, render_markdown
 from kb.web.site import Outcome
-from kb.web.urls import answer_ref, answer_url, figure_url, public_url, site, with_query
+from kb.web.urls import (
+    answer_ref, answer_url, figure_url, public_url, site, thread_anchor, with_query,
+)
 
 
-def threads() -> list[dict]:
+@dataclass(frozen=True)
+class Context:
+    """One view: ``data`` is the JSON twin's body (in its order), ``extra`` what only the page
+    needs; no key is in both."""
+
+    data: dict
+    extra: dict
+
+    def page(self) -> dict:
+        """The page template's variables."""
+        return {**self.data, **self.extra}
+
+
+def index_context() -> Context:
+    """Every answer, grouped by forum thread, threads and answers in alphabetical order."""
     by_thread: dict[str, list[Answer]] = {}
     for answer in site().answers.current().all():
         by_thread.setdefault(answer.thread, []).append(answer)
-    return [
+    threads = [
         {
-            "title": thread,
-            "anchor": "thread-" + slugify(thread),
+            "thread": thread,
             "answers": [
                 {**answer_ref(a), "summary": a.summary}
                 for a in sorted(members, key=lambda a: a.title.lower())
@@ -32,11 +52,87 @@ def threads() -> list[dict]:
         }
         for thread, members in sorted(by_thread.items(), key=lambda item: item[0].lower())
     ]
+    return Context({"threads": threads}, {"json_url": url_for("api.answers")})
 
 
-def search_json(query: str, limit: int) -> dict:
+def search_context(query: str, limit: int) -> Context:
     found = site().search(query, limit)
-    return found.to_json(lambda slug: public_url(answer_url(slug)))
+    return Context(found.to_json(lambda slug: public_url(answer_url(slug))),
+                   {"json_url": url_for("api.search", q=query, limit=limit)})
+
+
+def answer_context(outcome: Outcome) -> Context:
+    """An answer shown with one view. The rendered body is not part of it (see
+    ``answer_body``): the JSON does not need it, and the page shows it even if it fails."""
+    answer, view = outcome.answer, outcome.view
+    url = public_url(answer_url(answer.slug, view))
+    figures = [{**f, "svg": public_url(f["svg"]), "png": public_url(f["png"])}
+               for f in _figure_links(outcome)]
+    forms = _demonstration_forms(outcome)
+    claims = _claims(outcome)
+    data = {
+        "slug": answer.slug,
+        "title": answer.title,
+        "question": answer.question,
+        "thread": answer.thread,
+        "summary": answer.summary,
+        "tags": answer.tags,
+        "url": url,
+        "seed": view.seed,
+        "figures": figures,
+        "demonstrations": _demonstrations(outcome, forms),
+        "claims": claims,
+        "related": _related(answer),
+        "errors": outcome.errors,
+    }
+    description = _short_description(answer.summary)
+    main_figure = figures[0] if figures else None
+    extra = {
+        "description": description,
+        "thread_url": url_for("pages.index") + "#" + thread_anchor(answer.thread),
+        "plain_url": answer_url(answer.slug),
+        "json_url": with_query(url_for("api.answer", slug=answer.slug), view),
+        "canonical_url": public_url(answer_url(answer.slug)),
+        "image_url": main_figure["png"] if main_figure else None,
+        "image_alt": main_figure["caption"] if main_figure else "",
+        "share_markdown": (
+            f"{description}\n\n"
+            f"Full answer, with figures and checked claims: [{answer.title}]({url})"
+        ),
+        "overridden": bool(view.overrides),
+        "claims_total": len(claims),
+        "claims_holding": sum(1 for c in claims if c["holds"]),
+        "claims_unknown": sum(1 for c in claims if c["holds"] is None),
+        "forms": forms,
+    }
+    return Context(data, extra)
+
+
+def answer_body(outcome: Outcome) -> str:
+    """The answer's Markdown as HTML, with its figures, claim boxes and values in place."""
+    figures = _figure_links(outcome)  # by path, as the page links them
+    blocks = {}
+    for demo in outcome.answer.demonstrations:
+        result = outcome.run.results.get(demo.name)
+        if result is None or result.values is None:
+            blocks[f"demo {demo.name}"] = error_box(
+                [result.error if result else f"{demo.location}: demonstration did not run"],
+                "This demonstration could not run")
+            continue
+        blocks[f"demo {demo.name}"] = "".join(
+            figure_html(f["name"], f["caption"], f["svg"], f["png"])
+            for f in figures if f["demonstration"] == demo.name)
+    for claim in outcome.claims:
+        blocks[f"claim {claim.claim.id}"] = claim_html(claim)
+    return render_markdown(outcome.answer.body, blocks, outcome.values)
+
+
+def _short_description(text: str, limit: int = SUMMARY_LIMIT) -> str:
+    """``text`` cut at a word boundary to at most ``limit`` characters (with an ellipsis)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:.") + "…"
 
 
 @dataclass
@@ -53,7 +149,7 @@ class _ParamField:
     doc: str
 
 
-def demonstration_forms(outcome: Outcome) -> list[dict]:
+def _demonstration_forms(outcome: Outcome) -> list[dict]:
     overrides = outcome.view.overrides_dict()
     forms = []
     for demo in outcome.answer.demonstrations:
@@ -73,7 +169,7 @@ def demonstration_forms(outcome: Outcome) -> list[dict]:
     return forms
 
 
-def figure_links(outcome: Outcome) -> list[dict]:
+def _figure_links(outcome: Outcome) -> list[dict]:
     slug, view = outcome.answer.slug, outcome.view
     return [
         {
@@ -86,70 +182,7 @@ def figure_links(outcome: Outcome) -> list[dict]:
     ]
 
 
-def _body_blocks(outcome: Outcome, figures: list[dict]) -> dict[str, str]:
-    blocks = {}
-    for demo in outcome.answer.demonstrations:
-        result = outcome.run.results.get(demo.name)
-        if result is None or result.values is None:
-            blocks[f"demo {demo.name}"] = error_box(
-                [result.error if result else f"{demo.location}: demonstration did not run"],
-                "This demonstration could not run")
-            continue
-        blocks[f"demo {demo.name}"] = "".join(
-            figure_html(f["name"], f["caption"], f["svg"], f["png"])
-            for f in figures if f["demonstration"] == demo.name)
-    for claim in outcome.claims:
-        blocks[f"claim {claim.claim.id}"] = claim_html(claim)
-    return blocks
-
-
-def short_description(text: str, limit: int = SUMMARY_LIMIT) -> str:
-    """``text`` cut at a word boundary to at most ``limit`` characters (with an ellipsis)."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:.") + "…"
-
-
-def answer_page(outcome: Outcome, failure: str | None = None) -> dict:
-    answer, view = outcome.answer, outcome.view
-    figures = figure_links(outcome)
-    errors = outcome.errors + ([failure] if failure else [])
-    body = (error_box([failure], "This answer could not be rendered") if failure
-            else render_markdown(answer.body, _body_blocks(outcome, figures), outcome.values))
-    permalink = public_url(answer_url(answer.slug, view))
-    main_figure = figures[0] if figures else None
-    return {
-        "title": answer.title,
-        "question": answer.question,
-        "summary": answer.summary,
-        "description": short_description(answer.summary),
-        "thread": answer.thread,
-        "thread_url": url_for("pages.index") + "#thread-" + slugify(answer.thread),
-        "url": url_for("pages.answer", slug=answer.slug),
-        "plain_url": answer_url(answer.slug),
-        "json_url": with_query(url_for("api.answer", slug=answer.slug), view),
-        "permalink": permalink,
-        "canonical_url": public_url(answer_url(answer.slug)),
-        "image_url": public_url(main_figure["png"]) if main_figure else None,
-        "image_alt": main_figure["caption"] if main_figure else "",
-        "share_markdown": (
-            f"{short_description(answer.summary)}\n\n"
-            f"Full answer, with figures and checked claims: [{answer.title}]({permalink})"
-        ),
-        "errors": errors,
-        "body_html": body,
-        "seed": view.seed,
-        "overridden": bool(view.overrides),
-        "claims_total": len(outcome.claims),
-        "claims_holding": sum(1 for c in outcome.claims if c.holds),
-        "claims_unknown": sum(1 for c in outcome.claims if c.holds is None),
-        "demonstrations": demonstration_forms(outcome),
-        "related": related(answer),
-    }
-
-
-def related(answer: Answer) -> list[dict]:
+def _related(answer: Answer) -> list[dict]:
     """The related answers that exist (a missing one is in the error box already)."""
     answers = site().answers.current()
     found = (answers.get(slug) for slug in answer.related)
@@ -171,48 +204,38 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def answer_json(outcome: Outcome) -> dict:
-    answer, view = outcome.answer, outcome.view
-    forms = {form["name"]: form["params"] for form in demonstration_forms(outcome)}
-    return {
-        "slug": answer.slug,
-        "title": answer.title,
-        "question": answer.question,
-        "thread": answer.thread,
-        "summary": answer.summary,
-        "tags": answer.tags,
-        "url": public_url(answer_url(answer.slug, view)),
-        "seed": view.seed,
-        "figures": [{**f, "svg": public_url(f["svg"]), "png": public_url(f["png"])}
-                    for f in figure_links(outcome)],
-        "demonstrations": [
-            {
-                "name": demo.name,
-                "experiment": demo.experiment,
-                "seed": result.seed,
-                "params": {
-                    p.name: {"value": _plain(result.params.get(p.name, p.value)),
-                             "default": _plain(p.default), "range": p.range, "query": p.field}
-                    for p in forms.get(demo.name, [])
-                },
-                "error": result.error,
-            }
-            for demo in answer.demonstrations
-            for result in [outcome.run.results[demo.name]]
-        ],
-        "claims": [
-            {
-                "id": c.claim.id,
-                "text": c.claim.text,
-                "check": c.claim.condition,
-                "holds": c.holds,
-                "value": _plain(c.value),
-                "detail": c.detail,
-                "seeds": list(c.seeds),
-                "anchor": f"claim-{c.claim.id}",
-            }
-            for c in outcome.claims
-        ],
-        "related": related(answer),
-        "errors": outcome.errors,
-    }
+def _demonstrations(outcome: Outcome, forms: list[dict]) -> list[dict]:
+    """Each demonstration as run for the view: its seed, parameters and error, if any."""
+    fields = {form["name"]: form["params"] for form in forms}
+    return [
+        {
+            "name": demo.name,
+            "experiment": demo.experiment,
+            "seed": result.seed,
+            "params": {
+                p.name: {"value": _plain(result.params.get(p.name, p.value)),
+                         "default": _plain(p.default), "range": p.range, "query": p.field}
+                for p in fields.get(demo.name, [])
+            },
+            "error": result.error,
+        }
+        for demo in outcome.answer.demonstrations
+        for result in [outcome.run.results[demo.name]]
+    ]
+
+
+def _claims(outcome: Outcome) -> list[dict]:
+    """Each claim, whether it holds for the view and the value it was checked on."""
+    return [
+        {
+            "id": c.claim.id,
+            "text": c.claim.text,
+            "check": c.claim.condition,
+            "holds": c.holds,
+            "value": _plain(c.value),
+            "detail": c.detail,
+            "seeds": list(c.seeds),
+            "anchor": f"claim-{c.claim.id}",
+        }
+        for c in outcome.claims
+    ]

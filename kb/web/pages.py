@@ -1,5 +1,6 @@
 """The HTML pages: home, search, answers (rendered once per view, sent compressed when the
-client accepts it, 304 when it has them already) and figures."""
+client accepts it, 304 when it has them already) and figures. Each page renders its view's
+context (``kb.web.context``), whose ``data`` is also its JSON twin."""
 from __future__ import annotations
 
 import gzip
@@ -7,14 +8,15 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from flask import Blueprint, Response, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, jsonify, render_template, request
 
 from kb.answers.parse import display_path
 from kb.model import Answer
 from kb.run.figures import FigureError
-from kb.web.context import answer_page, search_json, threads
+from kb.web.context import answer_body, answer_context, index_context, search_context
 from kb.web.errors import error_response
 from kb.web.lookup import find_answer, find_view, search_args
+from kb.web.render import error_box
 from kb.web.site import View
 from kb.web.urls import public_url, site
 
@@ -30,16 +32,12 @@ def healthz() -> Response:
 
 @pages.get("/")
 def index() -> str:
-    return render_template("index.html", threads=threads(), json_url=url_for("api.answers"))
+    return render_template("index.html", **index_context().page())
 
 
 @pages.get("/search")
 def search() -> str:
-    query, limit = search_args()
-    found = search_json(query, limit)
-    return render_template(
-        "search.html", query=query, results=found["results"], suggestion=found["suggestion"],
-        json_url=url_for("api.search", q=query, limit=limit))
+    return render_template("search.html", **search_context(*search_args()).page())
 
 
 @pages.get("/a/<slug>")
@@ -79,13 +77,16 @@ class _RenderedPage:
 
 def _render_answer(answer: Answer, view: View, generation: int) -> _RenderedPage:
     outcome = site().outcome(answer, view, generation)
+    failure = None
     try:
-        page = answer_page(outcome)
+        body = answer_body(outcome)
     except Exception as exc:  # a bug meeting an odd answer: show what we know, log the rest
         logger.exception("rendering %s failed", answer.path)
         where = display_path(answer.path, site().settings.answers_dir.parent)
-        page = answer_page(outcome, failure=f"{where}: could not be rendered: {exc!r}")
-    html = render_template("answer.html", page=page, json_url=page["json_url"]).encode()
+        failure = f"{where}: could not be rendered: {exc!r}"
+        body = error_box([failure], "This answer could not be rendered")
+    html = render_template("answer.html", **answer_context(outcome).page(), body_html=body,
+                           failure=failure).encode()
     return _RenderedPage(html, gzip.compress(html, mtime=0), hashlib.sha1(html).hexdigest(),
                          outcome.keep_for())
 

@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 from flask import current_app, request, url_for
 
 from kb.model import Answer
+from kb.web.render import slugify
 from kb.web.site import Site, View
 
 
@@ -32,6 +33,11 @@ def answer_url(slug: str, view: View = View()) -> str:
 
 def figure_url(slug: str, name: str, fmt: str, view: View) -> str:
     return with_query(url_for("pages.figure", slug=slug, name=name, fmt=fmt), view)
+
+
+def thread_anchor(thread: str) -> str:
+    """The id of a forum thread's section on the home page."""
+    return "thread-" + slugify(thread)
 
 
 def answer_ref(answer: Answer) -> dict:
