@@ -1,10 +1,12 @@
 """An answer's Markdown body -> HTML: math as MathML, inline values, figures and claim boxes.
 
-Math, inline values and the answer's own blocks (```` ```demo ```` and ```` ```claim ````) are
-replaced *before* Markdown sees the text, through Markdown's HTML stash: TeX is full of ``_``
-and ``*`` that Markdown would otherwise turn into emphasis, and the stash lets Markdown place
-block HTML outside paragraphs. Everything here is a pure function of its arguments (no Flask),
-so pages and tests render the same way.
+The body is read as the parser reads it, in the regions of ``kb.answers.regions``. Math,
+inline values, the answer's own blocks (```` ```demo ```` and ```` ```claim ````) and fenced
+code are replaced *before* Markdown sees the text, through Markdown's HTML stash: TeX is full of
+``_`` and ``*`` that Markdown would otherwise turn into emphasis, and the stash lets Markdown
+place block HTML outside paragraphs. Markdown renders the prose (code spans and indented code
+blocks included) and never looks for fences itself. Everything here is a pure function of its
+arguments (no Flask), so pages and tests render the same way.
 """
 from __future__ import annotations
 
@@ -19,30 +21,10 @@ from markdown.extensions.toc import slugify as _markdown_slugify
 from markdown.preprocessors import Preprocessor
 from markupsafe import Markup
 
+from kb.answers.regions import Kind, Region, split_body
 from kb.run.claims import INLINE_ERROR_MARKER
 from kb.model import ClaimOutcome
-from kb.answers.parse import DISPLAY_MATH, ESCAPED_DOLLAR, INLINE_MATH
 
-# One pass over the body finds, in order of priority: fenced code blocks (their content is
-# left alone, except the answer's own demo/claim blocks), inline code spans, escaped dollars,
-# display math, inline math and inline values. Inline math follows Pandoc's rule (no space
-# inside the dollars, no digit right after) so that "from $20,000 to $30,000" stays text; it
-# never holds a backtick, so it cannot swallow the start of a code span. Fences follow
-# CommonMark, as kb.answers.parse reads them: up to three spaces before, a closing fence as long or
-# longer.
-_TOKENS = re.compile(
-    rf"""
-    (?P<fence>^[ ]{{0,3}}(?P<ticks>`{{3,}}|~{{3,}})[ \t]*(?P<info>[^\n]*)\n(?P<content>.*?)
-              ^[ ]{{0,3}}(?P=ticks)[`~]*[ \t]*$)
-    | (?P<code>(?P<backticks>`+)[^`](?:(?!\n\n).)*?(?P=backticks))
-    | {ESCAPED_DOLLAR}
-    | {DISPLAY_MATH}
-    | {INLINE_MATH}
-    | \{{\{{(?P<value>.+?)\}}\}}
-    """,
-    re.MULTILINE | re.DOTALL | re.VERBOSE,
-)
-_BLOCK_INFO = re.compile(r"^(?P<kind>demo|claim)\s+(?P<name>[A-Za-z0-9_-]+)\s*$")
 # latex2mathml keeps commands it does not know as text (``<mi>\foo</mi>``): that is a failure.
 _UNKNOWN_COMMAND = re.compile(r"<m[ion]>\\[A-Za-z]")
 
@@ -72,6 +54,14 @@ def value_html(source: str, text: str | None) -> Markup:
         return Markup('<span class="value value-missing" title="{}: not available">{}</span>'
                       ).format(source, INLINE_ERROR_MARKER)
     return Markup('<span class="value" title="{}">{}</span>').format(source, text)
+
+
+def code_html(code: str, language: str = "") -> Markup:
+    """A fenced code block, as Python-Markdown's fenced_code extension writes one."""
+    escaped = (code.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+               .replace('"', "&quot;"))
+    return Markup('<pre><code{}>{}</code></pre>').format(
+        Markup(' class="language-{}"').format(language) if language else "", Markup(escaped))
 
 
 def error_box(messages: list[str], title: str = "This answer has problems") -> Markup:
@@ -120,30 +110,35 @@ class _Substitute(Preprocessor):
         self.values = values
 
     def run(self, lines: list[str]) -> list[str]:
-        return _TOKENS.sub(self._replace, "\n".join(lines)).split("\n")
+        # The text as Markdown normalised it (tabs expanded): the stash's placeholders made
+        # before that would be removed with the other control characters.
+        regions = split_body("\n".join(lines)).regions
+        return "".join(self._replace(region) for region in regions).split("\n")
 
-    def _replace(self, match: re.Match) -> str:
+    def _replace(self, region: Region) -> str:
         stash = self.md.htmlStash.store
-        if match["fence"] is not None:
-            block = _BLOCK_INFO.match(match["info"])
-            if block is None:
-                return match[0]  # ordinary code: Markdown's fenced_code renders it
-            key = f"{block['kind']} {block['name']}"
-            html = self.blocks.get(key)
+        kind = region.kind
+        if kind in (Kind.PROSE, Kind.CODE_SPAN) or (kind is Kind.CODE_BLOCK and not region.fence):
+            return region.text  # Markdown renders prose, code spans and indented code
+        if kind is Kind.ESCAPED_DOLLAR:
+            return region.content
+        if kind is Kind.DISPLAY_MATH:
+            return stash(math_html(region.content.strip(), display=True))
+        if kind is Kind.INLINE_MATH:
+            return stash(math_html(region.content))
+        if kind is Kind.VALUE:
+            source = region.content.strip()
+            return stash(value_html(source, self.values.get(source)))
+        if kind is Kind.CODE_BLOCK:
+            html = code_html(region.content, region.info.split()[0] if region.info else "")
+        else:
+            key = f"{kind.value} {region.name}" if region.name else kind.value
+            html = self.blocks.get(key) if region.closed else None
             if html is None:
                 html = error_box([f"{key}: nothing to show"])
-            # On lines of its own, so Markdown keeps it out of any paragraph.
-            return "\n\n" + stash(html) + "\n\n"
-        if match["code"] is not None:
-            return match[0]
-        if match["dollar"] is not None:
-            return "$"
-        if match["display"] is not None:
-            return stash(math_html(match["display"].strip(), display=True))
-        if match["inline"] is not None:
-            return stash(math_html(match["inline"]))
-        source = match["value"].strip()
-        return stash(value_html(source, self.values.get(source)))
+        # On lines of its own, so Markdown keeps it out of any paragraph, in its list item or
+        # quote (their marks are the prefix of the fence).
+        return "\n\n" + region.prefix + stash(html) + "\n\n"
 
 
 class _AnswerExtension(Extension):
@@ -153,7 +148,7 @@ class _AnswerExtension(Extension):
         self.values = values
 
     def extendMarkdown(self, md: markdown.Markdown) -> None:
-        # After whitespace normalisation (30), before fenced code (25) and raw HTML (20).
+        # After whitespace normalisation (30), before raw HTML (20).
         md.preprocessors.register(_Substitute(md, self.blocks, self.values), "kb_substitute", 28)
 
 
@@ -169,7 +164,6 @@ def render_markdown(body: str, blocks: Mapping[str, str] | None = None,
     md = markdown.Markdown(  # one instance per call: Markdown objects are not thread-safe
         extensions=[
             _AnswerExtension(blocks or {}, values or {}),
-            "fenced_code",
             "tables",
             "sane_lists",
             TocExtension(
