@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kb.answers.regions import Region
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class Answer:
     path: Path
     errors: list[AnswerError] = field(default_factory=list)  # non-fatal, shown in an error box
     seeds: tuple[int, ...] = ()  # the sample its findings are measured on (front matter)
+    # The file as the parser read it, split once (kb.answers.regions); empty when made by hand.
+    regions: tuple[Region, ...] = field(default=(), repr=False)
 
     def demonstration(self, name: str) -> Demonstration:
         for demo in self.demonstrations:

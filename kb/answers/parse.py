@@ -7,6 +7,9 @@ whitelist, and every problem is an ``AnswerError`` naming ``file:line``.
 ``parse_answer`` is strict (raises the first problem); ``load_answer`` and ``load_answers``
 are lenient for the web service: problems go to ``Answer.errors`` and the broken parts are
 dropped, so one broken answer never takes the service down.
+
+The file's Markdown is read by ``kb.answers.regions`` alone; this module turns its regions
+(front matter, demonstration and claim blocks, inline values) into the ``Answer``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from engine.catalog import get_experiment
 from engine.registry import Experiment, ParameterError, UnknownExperimentError, check_seed
 from kb.config import PROJECT_ROOT
 from kb.answers.expr import parse_condition, parse_expression
+from kb.answers.regions import Kind, Region, split_answer
 from kb.model import (
     Answer,
     AnswerError,
@@ -37,27 +41,6 @@ SLUG = re.compile(r"[a-z0-9-]+")
 SUMMARY_LIMIT = 250
 FRONT_MATTER_REQUIRED = ("slug", "title", "question", "thread", "summary")
 FRONT_MATTER_LISTS = ("tags", "aliases", "related")
-
-# A fenced code block's opening line (CommonMark: up to 3 spaces, then ``` or ~~~).
-FENCE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
-# Literal text in prose, shared with kb/render.py so that both read the same {{ }} as values:
-# an escaped dollar, $$display$$ math, and $inline$ math by Pandoc's rule (no space inside the
-# dollars, no digit right after, so "from $20 to $30" stays text; never a backtick).
-ESCAPED_DOLLAR = r"(?P<dollar>\\\$)"
-DISPLAY_MATH = r"\$\$(?P<display>.+?)\$\$"
-INLINE_MATH = r"(?<![\w$])\$(?P<inline>[^\s$`](?:[^$\n`]*?[^\s$\\`])?)\$(?!\d)"
-# Prose, scanned left to right: an inline value {{ expression : format }} on one line, unless
-# it is inside literal text: a code span or the math and dollars above.
-PROSE_TOKENS = re.compile(
-    rf"""
-    (?P<ticks>`+)[^`].*?(?P=ticks)
-    | {ESCAPED_DOLLAR}
-    | {DISPLAY_MATH}
-    | {INLINE_MATH}
-    | \{{\{{(?P<value>.*?)\}}\}}
-    """,
-    re.VERBOSE,
-)
 
 
 def display_path(path: Path, root: Path | None = None) -> str:
@@ -173,45 +156,10 @@ def _mapping_from_node(
     )
 
 
-@dataclass
-class _Block:
-    kind: str  # "demo" or "claim"
-    name: str
-    line: int  # the opening fence
-    text: str  # the YAML inside
-
-
-def split_body(
-    lines: list[str], first_line: int
-) -> tuple[list[_Block], list[tuple[int, str]], list[tuple[int, str]]]:
-    """The demo and claim blocks, the prose lines (outside every fenced block) as (file line,
-    text), and the problems found as (file line, message); ``lines[0]`` is at ``first_line``."""
-    blocks: list[_Block] = []
-    prose: list[tuple[int, str]] = []
-    problems: list[tuple[int, str]] = []
-    index = 0
-    while index < len(lines):
-        line_no = first_line + index
-        opening = FENCE.match(lines[index])
-        if opening is None:
-            prose.append((line_no, lines[index]))
-            index += 1
-            continue
-        fence = opening["fence"]
-        closing = re.compile(rf"^ {{0,3}}{fence[0]}{{{len(fence)},}}\s*$")
-        end = next((i for i in range(index + 1, len(lines)) if closing.match(lines[i])), None)
-        if end is None:
-            problems.append((line_no, f"code block opened here with {fence} is never closed"))
-            break
-        info = opening["info"].split()
-        if info and info[0] in ("demo", "claim"):
-            if len(info) != 2:
-                problems.append(
-                    (line_no, f"a {info[0]} block needs one name: {fence}{info[0]} <name>"))
-            else:
-                blocks.append(_Block(info[0], info[1], line_no, "\n".join(lines[index + 1 : end])))
-        index = end + 1
-    return blocks, prose, problems
+def _yaml_text(region: Region) -> str:
+    """A block's or the front matter's lines without the last line end: at the end of the
+    text YAML would count it as one more line, and name that line in its errors."""
+    return region.content.removesuffix("\n")
 
 
 class _AnswerParser:
@@ -242,17 +190,20 @@ class _AnswerParser:
         except (OSError, UnicodeDecodeError) as exc:
             self.errors.append(AnswerError(self.at(1), f"cannot read the answer: {exc}"))
             text = ""
-        lines = text.splitlines()
-        front, body_start = self.split_front_matter(lines)
-        meta = self.front_matter(front)
-        body_lines = lines[body_start:]
-        blocks, prose, problems = split_body(body_lines, body_start + 1)
-        self.errors += [AnswerError(self.at(line), message) for line, message in problems]
+        split = split_answer(text)
+        # A value's problem comes after the value's own, as the line is read left to right.
+        self.errors += [AnswerError(self.at(p.line), p.message)
+                        for p in split.problems if p.kind is not Kind.VALUE]
+        front = next((r for r in split.regions if r.kind is Kind.FRONT_MATTER), None)
+        meta = self.front_matter(self.front_mapping(front))
+        body = [r for r in split.regions if r.kind is not Kind.FRONT_MATTER]
+        # The answer's own blocks, closed and named (the others are problems already).
+        blocks = [r for r in body if r.kind in (Kind.DEMO, Kind.CLAIM) and r.closed and r.name]
 
         demos: list[Demonstration] = []
         demo_lines: dict[str, int] = {}
         figure_lines: dict[str, int] = {}
-        for block in (b for b in blocks if b.kind == "demo"):
+        for block in (b for b in blocks if b.kind is Kind.DEMO):
             demo = self.attempt(lambda: self.demonstration(block, demo_lines, figure_lines))
             if demo is not None:
                 demos.append(demo)
@@ -261,13 +212,18 @@ class _AnswerParser:
         names = set(demo_lines)
         claims: list[Claim] = []
         claim_lines: dict[str, int] = {}
-        for block in (b for b in blocks if b.kind == "claim"):
+        for block in (b for b in blocks if b.kind is Kind.CLAIM):
             claim = self.attempt(lambda: self.claim(block, names, claim_lines))
             if claim is not None:
                 claims.append(claim)
         values: list[InlineValue] = []
-        for line_no, line in prose:
-            values.extend(self.inline_values(line_no, line, names))
+        for region in (r for r in body if r.kind is Kind.VALUE):
+            value = self.attempt(lambda: self.inline_value(region.content, self.at(region.line),
+                                                           names))
+            if value is not None:
+                values.append(value)
+        self.errors += [AnswerError(self.at(p.line), p.message)
+                        for p in split.problems if p.kind is Kind.VALUE]
 
         self.errors.sort(key=lambda e: e.location.line)
         return Answer(
@@ -279,35 +235,25 @@ class _AnswerParser:
             aliases=meta["aliases"],
             related=meta["related"],
             summary=meta["summary"],
-            body="\n".join(body_lines) + ("\n" if body_lines else ""),
-            body_line=body_start + 1,
+            body="".join(region.text for region in body),
+            body_line=front.end_line + 1 if front is not None else 1,
             demonstrations=demos,
             claims=claims,
             inline_values=values,
             path=self.path,
             errors=self.errors,
+            regions=split.regions,
         )
 
     # --- front matter ---------------------------------------------------------------------
 
-    def split_front_matter(self, lines: list[str]) -> tuple[_Mapping | None, int]:
-        """The front matter and the index of the body's first line."""
-        if not lines or lines[0].rstrip() != "---":
-            self.errors.append(
-                AnswerError(
-                    self.at(1), "missing front matter: the file must start with a line '---'"
-                )
-            )
-            return None, 0
-        for index in range(1, len(lines)):
-            if lines[index].rstrip() == "---":
-                text = "\n".join(lines[1:index])
-                front = self.attempt(lambda: _yaml_mapping(text, 2, "front matter", self.display))
-                return front, index + 1
-        self.errors.append(
-            AnswerError(self.at(1), "front matter opened here is never closed with a line '---'")
-        )
-        return None, len(lines)
+    def front_mapping(self, front: Region | None) -> _Mapping | None:
+        """The front matter's YAML; None when it is missing or never closed (a problem already)
+        or not YAML (recorded)."""
+        if front is None or not front.closed:
+            return None
+        return self.attempt(lambda: _yaml_mapping(
+            _yaml_text(front), front.content_line, "front matter", self.display))
 
     def front_matter(self, front: _Mapping | None) -> dict[str, Any]:
         stem = self.path.stem
@@ -367,10 +313,10 @@ class _AnswerParser:
     # --- body -----------------------------------------------------------------------------
 
     def block_mapping(
-        self, block: _Block, allowed: tuple[str, ...], required: tuple[str, ...]
+        self, block: Region, allowed: tuple[str, ...], required: tuple[str, ...]
     ) -> _Mapping:
-        what = f"{block.kind} '{block.name}'"
-        mapping = _yaml_mapping(block.text, block.line + 1, what, self.display)
+        what = f"{block.kind.value} '{block.name}'"
+        mapping = _yaml_mapping(_yaml_text(block), block.content_line, what, self.display)
         for key in mapping.values:
             if key not in allowed:
                 raise AnswerError(
@@ -383,7 +329,7 @@ class _AnswerParser:
         return mapping
 
     def demonstration(
-        self, block: _Block, demo_lines: dict[str, int], figure_lines: dict[str, int]
+        self, block: Region, demo_lines: dict[str, int], figure_lines: dict[str, int]
     ) -> Demonstration:
         name = block.name
         if not name.isidentifier() or keyword.iskeyword(name):
@@ -485,7 +431,7 @@ class _AnswerParser:
             )
         return tuple(specs)
 
-    def claim(self, block: _Block, demo_names: set[str], claim_lines: dict[str, int]) -> Claim:
+    def claim(self, block: Region, demo_names: set[str], claim_lines: dict[str, int]) -> Claim:
         claim_id = block.name
         if not SLUG.fullmatch(claim_id):
             raise AnswerError(
@@ -511,29 +457,12 @@ class _AnswerParser:
             claim_id, " ".join(mapping.values["text"].split()), condition, expr, self.at(block.line)
         )
 
-    def inline_values(self, line_no: int, line: str, demo_names: set[str]) -> list[InlineValue]:
-        location = self.at(line_no)
-        found = []
-        for match in PROSE_TOKENS.finditer(line):
-            source = match["value"]
-            if source is None:
-                continue  # code or math
-            expression, colon, spec = source.rpartition(":")
-            if not colon:
-                expression, spec = source, ""
-            value = self.attempt(
-                lambda: self.inline_value(source, expression, spec.strip(), location, demo_names)
-            )
-            if value is not None:
-                found.append(value)
-        if "{{" in PROSE_TOKENS.sub("", line):
-            self.errors.append(AnswerError(location, "'{{' is never closed with '}}' on this line"))
-        return found
-
     @staticmethod
-    def inline_value(
-        source: str, expression: str, spec: str, location: Location, demo_names: set[str]
-    ) -> InlineValue:
+    def inline_value(source: str, location: Location, demo_names: set[str]) -> InlineValue:
+        expression, colon, spec = source.rpartition(":")
+        if not colon:
+            expression, spec = source, ""
+        spec = spec.strip()
         if not any(_formats(sample, spec) for sample in (0.5, 1, True)):
             raise AnswerError(
                 location,

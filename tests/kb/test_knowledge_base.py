@@ -16,8 +16,8 @@ from engine.catalog import get_experiment
 from engine.registry import Param, experiment
 from kb.config import PROJECT_ROOT
 from kb.model import Answer
-from kb.answers.parse import (PROSE_TOKENS, SUMMARY_LIMIT, display_path, load_answers, parse_answer,
-                      split_body)
+from kb.answers.parse import SUMMARY_LIMIT, display_path, load_answers, parse_answer
+from kb.answers.regions import BLOCK_KINDS, Kind, body_regions, split_inline
 
 ANSWERS_DIR = PROJECT_ROOT / "answers"
 
@@ -41,11 +41,8 @@ SLUGS = {
 
 PROSE_LINK = re.compile(r"\]\(/a/([^)#\s]*)")
 HEADING = re.compile(r"^#{1,6} ", re.M)
-FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.M)
 # Dots that do not end a sentence: abbreviations in citations and prose.
 ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|et al|Sec|Secs|Fig|vs|cf)\.")
-# Math and inline values, whose dots and capitals are not prose.
-NOT_PROSE = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$|\{\{.*?\}\}", re.S)
 SENTENCE_END = re.compile(r"[.!?][\"')*]*(?=\s+[\"'(*]*[A-Z0-9]|\s*$)")
 
 # Numbers that read like measurements: decimals, percentages, factors ("14x"). Integers alone
@@ -72,8 +69,17 @@ def short_answer(body: str) -> str:
     return body[:heading.start() if heading else len(body)].strip()
 
 
+def blocks_before_first_heading(answer: Answer) -> list[int]:
+    """The lines of the blocks (demonstrations, claims, code) before the body's first heading."""
+    heading = HEADING.search(answer.body)
+    end = answer.body_line + answer.body[:heading.start()].count("\n") if heading else math.inf
+    return [r.line for r in body_regions(answer) if r.kind in BLOCK_KINDS and r.line < end]
+
+
 def count_sentences(text: str) -> int:
-    prose = ABBREVIATION.sub(lambda m: m.group(0)[:-1], NOT_PROSE.sub("x", text))
+    # Math, inline values and code, whose dots and capitals are not prose, count as a word.
+    text = "".join(r.text if r.kind is Kind.PROSE else "x" for r in split_inline(text).regions)
+    prose = ABBREVIATION.sub(lambda m: m.group(0)[:-1], text)
     return len(SENTENCE_END.findall(" ".join(prose.split())))
 
 
@@ -84,24 +90,39 @@ def sentences(paragraph: str) -> list[tuple[int, str]]:
     return [(a, paragraph[a:b]) for a, b in zip(cuts, cuts[1:]) if paragraph[a:b].strip()]
 
 
+def prose_lines(answer: Answer) -> list[tuple[int, str, str]]:
+    """The body's lines outside every block, as the parser reads them (its regions): (file
+    line, text, text with code spans, math and inline values blanked out)."""
+    lines: dict[int, tuple[str, str]] = {}
+    for region in body_regions(answer):
+        if region.kind in BLOCK_KINDS:
+            continue
+        pieces = region.text.split("\n")
+        for number, piece in enumerate(pieces, region.line):
+            if number <= region.end_line:
+                blanked = piece if region.kind is Kind.PROSE else " " if number == region.line else ""
+                text, prose = lines.get(number, ("", ""))
+                lines[number] = (text + piece, prose + blanked)
+    return [(number, text, prose) for number, (text, prose) in sorted(lines.items())]
+
+
 def prose_paragraphs(answer: Answer) -> list[tuple[list[tuple[int, int]], str]]:
-    """The summary and every paragraph of the body's prose (the parser's, outside fenced
-    blocks), with code spans, math and inline values blanked out: ([(offset, file line) of
-    each line], text). A blank line or a block between two lines ends a paragraph."""
+    """The summary and every paragraph of the body's prose (see ``prose_lines``):
+    ([(offset, file line) of each line], text). A blank line or a block between two lines
+    ends a paragraph."""
     front = answer.path.read_text(encoding="utf-8").split("\n")
     summary_line = next((i for i, line in enumerate(front, 1) if line.startswith("summary:")), 1)
     paragraphs = [([(0, summary_line)], answer.summary)]
-    _, prose, _ = split_body(answer.body.splitlines(), answer.body_line)
     lines: list[tuple[int, int]] = []
     text, previous = "", None
-    for number, line in prose + [(None, "")]:
+    for number, line, prose in prose_lines(answer) + [(None, "", "")]:
         if lines and (not line.strip() or number != previous + 1):
             paragraphs.append((lines, text))
             lines, text = [], ""
         if line.strip():
             text += " " if text else ""
             lines.append((len(text), number))
-            text += PROSE_TOKENS.sub(" ", line)
+            text += prose
         previous = number
     return paragraphs
 
@@ -196,7 +217,7 @@ def test_opens_with_a_short_answer_of_two_to_four_sentences(slug):
     opening = short_answer(BY_SLUG[slug].body)
     assert opening, "the body starts with a heading"
     assert "\n\n" not in opening, "the short answer is one paragraph"
-    assert not FENCE.search(opening), "a block before the first heading"
+    assert blocks_before_first_heading(BY_SLUG[slug]) == [], "a block before the first heading"
     assert 2 <= count_sentences(opening) <= 4, opening
 
 
