@@ -48,10 +48,11 @@ from whoosh.scoring import BM25F
 from whoosh.support.levenshtein import distance as edit_distance
 
 from kb.model import Answer
+from kb.search.document import document_fields
 
-# Bump when the schema, the analysis or the text extraction changes: the fingerprint includes
-# it, so existing indexes count as stale and get rebuilt.
-INDEX_FORMAT = "kb-search-5"
+# Bump when the schema, the analysis or the text extraction (kb.search.document) changes: the
+# fingerprint includes it, so existing indexes count as stale and get rebuilt.
+INDEX_FORMAT = "kb-search-6"
 
 # A Greek letter is a word of its own ("σ²" -> "σ"); otherwise runs of letters and digits,
 # split at underscores so that "running_mean" is "running mean".
@@ -213,89 +214,6 @@ _QUERY_ANALYZER = SCHEMA["body"].analyzer
 _VOCABULARY_EXTRAS = " ".join(
     word for canonical, variants in SYNONYMS.items()
     for word in (canonical, *variants) if len(WORD.findall(word)) == 1)
-
-
-# --- text extraction -------------------------------------------------------------------------
-
-_BLOCK = re.compile(r"^```[ \t]*(?P<kind>demo|claim)[ \t]+(?P<name>[^\s`]+)[^\n]*\n.*?^```[ \t]*$",
-                    re.MULTILINE | re.DOTALL)
-_INLINE_VALUE = re.compile(r"\{\{.*?\}\}", re.DOTALL)
-_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.*?)[ \t#]*$", re.MULTILINE)
-_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_EMPHASIS = re.compile(r"\*{1,3}|`+")
-_SPACE = re.compile(r"\s+")
-_DISPLAY_MATH = re.compile(r"\$\$.*?\$\$", re.DOTALL)
-_INLINE_MATH = re.compile(r"\$([^$\n]+)\$")
-_TEX_COMMAND = re.compile(r"\\([A-Za-z]+) ?|\\.|[{}]")
-_TEX_LAYOUT = frozenset({
-    "mathcal", "mathrm", "mathbf", "mathit", "mathbb", "text", "textrm", "operatorname", "hat",
-    "tilde", "bar", "vec", "left", "right", "big", "Big", "bigg", "Bigg", "frac", "dfrac",
-    "tfrac", "sqrt", "quad", "qquad", "cdot", "overset", "underset", "limits", "displaystyle"})
-_TABLE_ROW = re.compile(r"^[ \t]*\|.*$\n?", re.MULTILINE)
-_TABLE_RULE = re.compile(r"^[\s|:-]*$")
-
-
-def _squash(text: str) -> str:
-    return _SPACE.sub(" ", text).strip()
-
-
-def _tex_symbol(match: re.Match) -> str:
-    """A TeX command as plain text: a Greek letter as the letter (``\\sigma`` -> σ), layout
-    commands as nothing, others by name (``\\max`` -> max); braces and ``\\,`` go."""
-    name = match[1]
-    if not name or name in _TEX_LAYOUT:
-        return ""
-    case = "CAPITAL" if name[0].isupper() else "SMALL"
-    try:
-        text = unicodedata.lookup(f"GREEK {case} LETTER {name.upper()}")
-    except KeyError:
-        text = name
-    return text + " " if match[0].endswith(" ") else text
-
-
-def _prose(markdown: str) -> str:
-    """Markdown as the words a reader sees: link targets, emphasis and code marks removed,
-    display formulas elided, inline ones as plain symbols ("$\\sigma_B^2$" -> "σ_B^2")."""
-    text = _DISPLAY_MATH.sub(" … ", markdown)
-    text = _INLINE_MATH.sub(lambda m: _TEX_COMMAND.sub(_tex_symbol, m[1]), text)
-    return _squash(_EMPHASIS.sub("", _LINK.sub(r"\1", text)))
-
-
-def _table_text(rows: list[str]) -> str:
-    """The cells of Markdown table rows, without the rules."""
-    cells = (cell for row in rows if not _TABLE_RULE.match(row) for cell in row.split("|"))
-    return " ; ".join(_prose(cell) for cell in cells if cell.strip())
-
-
-def document_fields(answer: Answer) -> dict[str, str]:
-    """What the index holds of one answer.
-
-    Demonstration blocks go (their YAML is configuration, not prose); a claim block becomes its
-    sentence, taken from the parsed claims; ``{{...}}`` values, unknown until run, become "…".
-    Headings and tables are fields of their own: the body is the prose snippets are cut from.
-    """
-    claim_texts = {claim.id: claim.text for claim in answer.claims}
-
-    def block_text(match: re.Match) -> str:
-        if match["kind"] == "claim":
-            return f"\n\n{claim_texts.get(match['name'], '')}\n\n"
-        return "\n\n"
-
-    body = _INLINE_VALUE.sub("…", _BLOCK.sub(block_text, answer.body))
-    headings = [_prose(h) for h in _HEADING.findall(body)]
-    tables = _table_text(_TABLE_ROW.findall(body))
-    body = _prose(_TABLE_ROW.sub("", _HEADING.sub("", body)))
-    return {
-        "slug": answer.slug,
-        "title": answer.title,
-        "question": answer.question,
-        "tags": " ; ".join(answer.tags),
-        "aliases": " ; ".join(answer.aliases),
-        "headings": " ; ".join(headings),
-        "summary": _prose(answer.summary),
-        "body": body,
-        "tables": tables,
-    }
 
 
 # --- results ---------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from kb.model import Answer, Claim, Location
-from kb.search.index import Hit, SearchIndex, SearchResults, answers_fingerprint, document_fields
+from kb.search.document import document_fields
+from kb.search.index import Hit, SearchIndex, SearchResults, answers_fingerprint
 
 
 def make_answer(slug: str, title: str, body: str, *, summary: str = "", question: str = "",
