@@ -41,6 +41,10 @@ SLUG = re.compile(r"[a-z0-9-]+")
 SUMMARY_LIMIT = 250
 FRONT_MATTER_REQUIRED = ("slug", "title", "question", "thread", "summary")
 FRONT_MATTER_LISTS = ("tags", "aliases", "related")
+FRONT_MATTER_OPTIONAL = ("seeds",)
+# A finding's sample: enough seeds for its interval to mean something, few enough to check.
+MIN_SEEDS, MAX_SEEDS = 10, 200
+CLAIM_KINDS = ("finding", "check")
 
 
 def display_path(path: Path, root: Path | None = None) -> str:
@@ -213,13 +217,13 @@ class _AnswerParser:
         claims: list[Claim] = []
         claim_lines: dict[str, int] = {}
         for block in (b for b in blocks if b.kind is Kind.CLAIM):
-            claim = self.attempt(lambda: self.claim(block, names, claim_lines))
+            claim = self.attempt(lambda: self.claim(block, names, claim_lines, meta["seeds"]))
             if claim is not None:
                 claims.append(claim)
         values: list[InlineValue] = []
         for region in (r for r in body if r.kind is Kind.VALUE):
             value = self.attempt(lambda: self.inline_value(region.content, self.at(region.line),
-                                                           names))
+                                                           names, meta["seeds"]))
             if value is not None:
                 values.append(value)
         self.errors += [AnswerError(self.at(p.line), p.message)
@@ -235,6 +239,7 @@ class _AnswerParser:
             aliases=meta["aliases"],
             related=meta["related"],
             summary=meta["summary"],
+            seeds=meta["seeds"],
             body="".join(region.text for region in body),
             body_line=front.end_line + 1 if front is not None else 1,
             demonstrations=demos,
@@ -259,6 +264,7 @@ class _AnswerParser:
         stem = self.path.stem
         meta: dict[str, Any] = {key: "" for key in FRONT_MATTER_REQUIRED}
         meta.update({key: [] for key in FRONT_MATTER_LISTS})
+        meta["seeds"] = ()
         meta["slug"] = stem
         meta["title"] = stem
         if front is None:
@@ -276,8 +282,16 @@ class _AnswerParser:
                     meta[key] = value
                 else:
                     self.errors.append(AnswerError(line, f"'{key}' must be a list of text"))
+            elif key == "seeds":
+                if type(value) is int and MIN_SEEDS <= value <= MAX_SEEDS:
+                    meta[key] = tuple(range(value))
+                else:
+                    self.errors.append(AnswerError(
+                        line, f"'seeds' is the size of the sample findings are measured on: "
+                              f"an integer in [{MIN_SEEDS}, {MAX_SEEDS}], got {value!r}"))
             else:
-                known = ", ".join((*FRONT_MATTER_REQUIRED, *FRONT_MATTER_LISTS))
+                known = ", ".join((*FRONT_MATTER_REQUIRED, *FRONT_MATTER_LISTS,
+                                   *FRONT_MATTER_OPTIONAL))
                 self.errors.append(
                     AnswerError(line, f"unknown front matter key '{key}' (known: {known})")
                 )
@@ -431,7 +445,8 @@ class _AnswerParser:
             )
         return tuple(specs)
 
-    def claim(self, block: Region, demo_names: set[str], claim_lines: dict[str, int]) -> Claim:
+    def claim(self, block: Region, demo_names: set[str], claim_lines: dict[str, int],
+              seeds: tuple[int, ...]) -> Claim:
         claim_id = block.name
         if not SLUG.fullmatch(claim_id):
             raise AnswerError(
@@ -444,7 +459,17 @@ class _AnswerParser:
                 f"claim '{claim_id}' is already defined at line {claim_lines[claim_id]}",
             )
         claim_lines[claim_id] = block.line
-        mapping = self.block_mapping(block, ("text", "check"), ("text", "check"))
+        mapping = self.block_mapping(block, ("kind", "text", "check"), ("text", "check"))
+        kind = mapping.values.get("kind", "check")  # TODO(findings): required once answers say
+        if kind not in CLAIM_KINDS:
+            where = self.at(mapping.key_lines.get("kind", block.line))
+            raise AnswerError(where, f"claim '{claim_id}' needs 'kind: finding' (an effect "
+                                     f"measured over seeds) or 'kind: check' (true by "
+                                     f"construction), got {kind!r}")
+        if kind == "finding" and not seeds:
+            raise AnswerError(self.at(mapping.key_lines["kind"]),
+                              f"claim '{claim_id}' is a finding, measured over a sample of "
+                              f"seeds: the front matter needs 'seeds: N' (N >= {MIN_SEEDS})")
         for key in ("text", "check"):
             value = mapping.values[key]
             if not isinstance(value, str) or not value.strip():
@@ -452,13 +477,13 @@ class _AnswerParser:
                     self.at(mapping.key_lines[key]), f"claim '{claim_id}': '{key}' must be text"
                 )
         condition = mapping.values["check"].strip()
-        expr = parse_condition(condition, self.at(mapping.value_lines["check"]), demo_names)
-        return Claim(
-            claim_id, " ".join(mapping.values["text"].split()), condition, expr, self.at(block.line)
-        )
+        expr = parse_condition(condition, self.at(mapping.value_lines["check"]), demo_names, kind)
+        return Claim(claim_id, " ".join(mapping.values["text"].split()), condition, expr,
+                     self.at(block.line), kind)
 
     @staticmethod
-    def inline_value(source: str, location: Location, demo_names: set[str]) -> InlineValue:
+    def inline_value(source: str, location: Location, demo_names: set[str],
+                     seeds: tuple[int, ...]) -> InlineValue:
         expression, colon, spec = source.rpartition(":")
         if not colon:
             expression, spec = source, ""
@@ -468,9 +493,11 @@ class _AnswerParser:
                 location,
                 f"'{spec}' in {{{{{source}}}}} is not a format spec (like .2f, .1%, d, .3g)",
             )
-        return InlineValue(
-            source, parse_expression(expression, location, demo_names), spec, location
-        )
+        parsed = parse_expression(expression, location, demo_names)
+        if parsed.over_seeds and not seeds:
+            raise AnswerError(location, f"{{{{{source}}}}} is measured over a sample of seeds: "
+                                        f"the front matter needs 'seeds: N' (N >= {MIN_SEEDS})")
+        return InlineValue(source, parsed, spec, location)
 
 
 def _formats(sample: Any, spec: str) -> bool:

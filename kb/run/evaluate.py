@@ -47,6 +47,7 @@ class Evaluation:
     claims: list[ClaimOutcome]  # each over every run: it holds only if it holds for all
     values: list[list[InlineResult]]  # per run, every inline value in file order
     problems: list[Problem]
+    pending: bool = False  # findings and values over seeds wait for the sample's runs
 
     @property
     def complete(self) -> bool:
@@ -83,7 +84,10 @@ def evaluate(
     claims = [evaluate_claim(claim, sample if claim.kind == "finding" else runs)
               if sample or claim.kind == "check" else _pending(claim, answer)
               for claim in answer.claims]
-    return Evaluation(answer, runs, claims, values, _problems(answer, runs, sample, values))
+    pending = not sample and (any(c.kind == "finding" for c in answer.claims)
+                              or any(i.expr.over_seeds for i in answer.inline_values))
+    return Evaluation(answer, runs, claims, values, _problems(answer, runs, sample, values),
+                      pending)
 
 
 def _pending(claim: Claim, answer: Answer) -> ClaimOutcome:

@@ -16,6 +16,7 @@ from flask import url_for
 
 from engine.catalog import get_experiment
 from kb.answers.parse import SUMMARY_LIMIT
+from kb.answers.stats import Effect
 from kb.model import Answer
 from kb.web.render import claim_html, error_box, figure_html, render_markdown
 from kb.web.site import Outcome
@@ -225,10 +226,12 @@ def _demonstrations(outcome: Outcome, forms: list[dict]) -> list[dict]:
 
 
 def _claims(outcome: Outcome) -> list[dict]:
-    """Each claim, whether it holds for the view and the value it was checked on."""
+    """Each claim, its kind, whether it holds and the value it was checked on; a finding's
+    effect with its 95% interval over the answer's sample of seeds."""
     return [
         {
             "id": c.claim.id,
+            "kind": c.claim.kind,
             "text": c.claim.text,
             "check": c.claim.condition,
             "holds": c.holds,
@@ -236,6 +239,15 @@ def _claims(outcome: Outcome) -> list[dict]:
             "detail": c.detail,
             "seeds": list(c.seeds),
             "anchor": f"claim-{c.claim.id}",
+            # A finding's measured effect over the answer's sample (None while measuring).
+            **({"effect": _effect(c.effect)} if c.claim.kind == "finding" else {}),
         }
         for c in outcome.claims
     ]
+
+
+def _effect(effect: Effect | None) -> dict | None:
+    if effect is None:
+        return None
+    return _plain({"mean": effect.mean, "ci": list(effect.ci), "seeds": len(effect.seeds),
+                   "values": list(effect.values), "quantity": effect.quantity})

@@ -22,8 +22,9 @@ from markdown.preprocessors import Preprocessor
 from markupsafe import Markup
 
 from kb.answers.regions import Kind, Region, split_body
-from kb.run.claims import INLINE_ERROR_MARKER
+from kb.answers.stats import Effect
 from kb.model import ClaimOutcome
+from kb.run.claims import INLINE_ERROR_MARKER, describe_effect
 
 # latex2mathml keeps commands it does not know as text (``<mi>\foo</mi>``): that is a failure.
 _UNKNOWN_COMMAND = re.compile(r"<m[ion]>\\[A-Za-z]")
@@ -82,22 +83,77 @@ def figure_html(name: str, caption: str, svg_url: str, png_url: str) -> Markup:
 
 
 def claim_html(outcome: ClaimOutcome) -> Markup:
-    """A claim box: ✓ or ✗ (or ? when it could not be evaluated), the measurement (the claim's
-    detail names the measured quantity and its value, or why there is none), the seeds."""
+    """A claim box: ✓ or ✗ (or ? when it could not be evaluated), its kind, the measurement
+    (the claim's detail names the measured quantity and its value, or why there is none) and
+    the seeds. A finding leads with its effect over the seeds and a strip of the per-seed
+    values; a check, true by construction, is shown in a lower key."""
     state, mark = {True: ("holds", "✓"), False: ("fails", "✗"), None: ("unknown", "?")}[
         outcome.holds
     ]
-    seeds = ", ".join(str(s) for s in outcome.seeds) or "—"
+    kind = outcome.claim.kind
+    effect = outcome.effect
+    measured = Markup("")
+    if effect is not None:
+        measured = Markup('<p class="claim-effect"><code>{q}</code>: {text}</p>{strip}').format(
+            q=effect.quantity, text=describe_effect(effect), strip=seed_strip(effect))
     return Markup(
-        '<div class="claim claim-{state}" id="claim-{id}">'
+        '<div class="claim claim-{kind} claim-{state}" id="claim-{id}">'
         '<span class="claim-mark" aria-label="{state}">{mark}</span>'
-        '<div class="claim-body"><p class="claim-text">{text} '
-        '<a class="claim-link" href="#claim-{id}">#</a></p>'
+        '<div class="claim-body"><p class="claim-text"><span class="claim-kind">{label}</span> '
+        '{text} <a class="claim-link" href="#claim-{id}">#</a></p>{measured}'
         '<p class="claim-measure"><span class="claim-detail">{detail}</span>'
         ' · {seed_word} <span class="claim-seeds">{seeds}</span></p></div></div>\n'
-    ).format(state=state, id=outcome.claim.id, mark=mark, text=outcome.claim.text,
-             detail=outcome.detail, seed_word="seed" if len(outcome.seeds) == 1 else "seeds",
-             seeds=seeds)
+    ).format(kind=kind, state=state, id=outcome.claim.id, mark=mark,
+             label="Finding" if kind == "finding" else "Check", text=outcome.claim.text,
+             measured=measured, detail=outcome.detail,
+             seed_word="seed" if len(outcome.seeds) == 1 else "seeds",
+             seeds=seed_list(outcome.seeds))
+
+
+def seed_list(seeds: tuple[int, ...]) -> str:
+    """Seeds as people read them: runs of consecutive seeds as ranges ("0–19, 40")."""
+    if not seeds:
+        return "—"
+    runs: list[list[int]] = []
+    for seed in seeds:
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+
+
+def seed_strip(effect: Effect, width: int = 260, height: int = 30) -> Markup:
+    """The per-seed values as dots on a line, with the mean and its 95% interval as a bar, and
+    zero marked when it is near: a small inline SVG (no script, no inline style)."""
+    low, high = effect.ci
+    points = [*effect.values, low, high]
+    lo, hi = min(points), max(points)
+    span = (hi - lo) or abs(hi) or 1.0
+    if lo - span / 2 <= 0 <= hi + span / 2:  # zero in view: the effect's sign reads at once
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+        span = hi - lo
+    pad = 8
+
+    def x(value: float) -> str:
+        return f"{pad + (value - lo) / span * (width - 2 * pad):.1f}"
+
+    mid = height / 2
+    parts = [f'<line class="strip-axis" x1="{pad}" x2="{width - pad}" y1="{mid}" y2="{mid}"/>']
+    if lo <= 0 <= hi:
+        parts.append(f'<line class="strip-zero" x1="{x(0)}" x2="{x(0)}" y1="3" '
+                     f'y2="{height - 3}"/>')
+    parts.append(f'<line class="strip-ci" x1="{x(low)}" x2="{x(high)}" y1="{mid}" y2="{mid}"/>')
+    parts.append(f'<line class="strip-mean" x1="{x(effect.mean)}" x2="{x(effect.mean)}" '
+                 f'y1="{mid - 7}" y2="{mid + 7}"/>')
+    for i, value in enumerate(effect.values):
+        jitter = (i % 5 - 2) * 2.2  # a fixed spread, so equal values stay visible
+        parts.append(f'<circle class="strip-dot" cx="{x(value)}" cy="{mid + jitter:.1f}" r="3"/>')
+    label = (f"{len(effect.values)} per-seed values from {min(effect.values):.3g} to "
+             f"{max(effect.values):.3g}; mean {effect.mean:.3g}, 95% CI {low:.3g} to {high:.3g}")
+    return Markup('<svg class="seed-strip" role="img" aria-label="{label}" width="{w}" '
+                  'height="{h}" viewBox="0 0 {w} {h}">{parts}</svg>').format(
+        label=label, w=width, h=height, parts=Markup("".join(parts)))
 
 
 class _Substitute(Preprocessor):

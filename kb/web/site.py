@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 # A failed or timed-out demonstration is tried again after this many seconds, not on every
 # view: one that runs into its time limit would otherwise cost that much on each request.
 RETRY_FAILED_AFTER = 60.0
+# A page whose findings are still being measured is made again after this many seconds.
+PENDING_RECHECK = 5.0
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,10 @@ class Outcome:
         return self.evaluation.complete
 
     def keep_for(self) -> float:
-        """Seconds to keep this in memory: for ever, or until it is worth trying again."""
+        """Seconds to keep this in memory: for ever, until its findings' sample may be
+        computed, or until a failure is worth trying again."""
+        if self.evaluation.pending:
+            return PENDING_RECHECK
         return math.inf if self.complete else RETRY_FAILED_AFTER
 
 
@@ -319,6 +324,47 @@ class KeptIndex:
         return self.index.search(query, limit)
 
 
+class Sampler:
+    """Computes answers' samples of seeds in one background thread, each answer once at a
+    time: a page that needs a sample not yet in the cache asks for it and shows its findings
+    as pending meanwhile, instead of waiting for ten or more runs."""
+
+    def __init__(self, executor: Executor):
+        self.executor = executor
+        self._lock = threading.Lock()
+        self._wanted: dict[str, Answer] = {}  # slug -> answer, in the order asked
+        self._thread: threading.Thread | None = None
+
+    def request(self, answer: Answer) -> None:
+        with self._lock:
+            self._wanted.setdefault(answer.slug, answer)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._work, name="kb-sampler",
+                                                daemon=True)
+                self._thread.start()
+
+    def compute(self, answer: Answer) -> None:
+        """Compute ``answer``'s sample now (in this thread); the cache keeps it."""
+        for seed in answer.seeds:
+            self.executor.run(answer, seed)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._wanted:
+                    self._thread = None
+                    return
+                slug = next(iter(self._wanted))
+                answer = self._wanted[slug]
+            try:
+                self.compute(answer)
+            except Exception:  # a page shows the failure when it evaluates the sample
+                logger.exception("computing the sample of seeds of %s failed", slug)
+            finally:
+                with self._lock:
+                    self._wanted.pop(slug, None)
+
+
 class Site:
     """Everything one app serves from: answers, search, the executor and in-memory caches."""
 
@@ -333,6 +379,8 @@ class Site:
         self.outcomes = MemoCache(settings.memo_size)  # (slug, view, generation) -> Outcome
         self.pages = MemoCache(settings.memo_size)  # rendered pages, keyed by kb.web
         self.figures = MemoCache(settings.memo_size)  # (slug, figure, format, view, generation)
+        self.samples = MemoCache(settings.memo_size)  # (slug, generation) -> sample runs
+        self.sampler = Sampler(self.executor)
 
     def search(self, query: str, limit: int) -> SearchResults:
         return self.index.search(query, limit)
@@ -342,13 +390,33 @@ class Site:
         ``generation``: that of the ``Answers`` the answer came from (part of the key).
         Busy when the view needs computations and no compute slot is free."""
         return self.outcomes.get_or_make(
-            (answer.slug, view, generation), lambda: self._evaluate(answer, view),
+            (answer.slug, view, generation), lambda: self._evaluate(answer, view, generation),
             keep_for=Outcome.keep_for)
 
-    def _evaluate(self, answer: Answer, view: View) -> Outcome:
+    def sample(self, answer: Answer, generation: int) -> list[AnswerRun] | None:
+        """The runs of ``answer``'s sample of seeds at its own settings, which its findings
+        are measured on: read from the cache when every one is there; else an empty list
+        (pending) while the sampler computes them in the background. None: no sample."""
+        if not answer.seeds:
+            return None
+
+        def read() -> list[AnswerRun]:
+            if any(self.executor.to_compute(answer, seed) for seed in answer.seeds):
+                self.sampler.request(answer)
+                return []
+            return [self.executor.run(answer, seed) for seed in answer.seeds]
+
+        return self.samples.get_or_make((answer.slug, generation), read,
+                                        keep_for=lambda runs: math.inf if runs else 0)
+
+    def _evaluate(self, answer: Answer, view: View, generation: int) -> Outcome:
+        # Findings are measured over the answer's sample at its own settings, whatever the
+        # view: a rerun changes the figures, values and checks of its one run.
+        sample = self.sample(answer, generation)
+
         def run() -> Outcome:
             return Outcome(view, evaluate(answer, self.executor, [view.seed],
-                                          view.overrides_dict()))
+                                          view.overrides_dict(), sample=sample))
 
         if view == View():
             return run()
@@ -392,4 +460,9 @@ class Site:
                     except FigureError as exc:  # shown on the page; nothing to warm
                         logger.warning("%s", exc)
             warmed += 1
+        # Then every answer's sample of seeds (ten or more runs each), for its findings.
+        for answer in answers.all():
+            if stop is not None and stop.is_set():
+                break
+            self.sampler.compute(answer)
         return warmed

@@ -115,6 +115,7 @@ figures:
 ```
 
 ```claim drift-is-large
+kind: check
 text: The drifted spread is larger.
 check: drift.ratio > 1
 ```

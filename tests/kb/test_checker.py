@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 
 from engine.catalog import get_experiment
 from kb.cli import main
 from kb.answers.expr import format_quantity
+from kb.answers.stats import ci
 
 
 @pytest.fixture
@@ -38,6 +40,7 @@ def drift_answer(threshold: float | str = 1, n: int = 64, extra: str = "") -> st
         ```
 
         ```claim drift-is-large
+        kind: check
         text: The drift ratio is large.
         check: drift.ratio >= {threshold}
         ```
@@ -117,6 +120,7 @@ def test_junit_has_a_testcase_per_claim_with_file_and_line(write_answer, check, 
         "junit-answer",
         drift_answer(extra="""
         ```claim impossible
+        kind: check
         text: The ratio is enormous.
         check: drift.ratio > 1000
         ```
@@ -165,6 +169,7 @@ def test_broken_parts_count_as_failures_each_with_its_line(write_answer, check, 
         ```
 
         ```claim on-boom
+        kind: check
         text: Boom is fine.
         check: boom.x > 0
         ```
@@ -269,3 +274,60 @@ def test_cached_reuses_results_and_default_recomputes(write_answer, check, line_
         f"x1  cache-me/drift (answers/cache-me.md:{line_of(path, '```demo drift')}) cached"
         in out_cached
     )
+
+
+SAMPLED_FRONT = """\
+---
+slug: {slug}
+title: Does it drift?
+question: How much does the test experiment drift?
+thread: Test thread
+summary: A short summary.
+seeds: 10
+---
+"""
+
+FINDING = """\
+    ```demo drift
+    experiment: test_drift
+    ```
+
+    ```claim drifts
+    kind: finding
+    text: The drifted spread is larger on average.
+    check: ci_low(drift.ratio) > {low}
+    ```
+    """
+
+
+def test_findings_run_over_the_declared_sample_and_print_their_effect(
+        write_answer, check, tmp_path):
+    write_answer("sampled", FINDING.format(low=1), front=SAMPLED_FRONT.format(slug="sampled"))
+    report = tmp_path / "report.xml"
+    code, out, err = check("--junit", str(report))
+    assert code == 0, out
+    assert "kb check: 1 answer, each over its own sample of seeds from 0" in err
+    ratios_ = np.array(list(ratios(range(10)).values()))
+    low, high = ci(ratios_)
+    assert (f"  finding drifts: drift.ratio mean {ratios_.mean():.3g}, 95% CI {low:.3g} to "
+            f"{high:.3g} over 10 seeds; per seed {ratios_.min():.3g} to {ratios_.max():.3g}"
+            in out.splitlines())
+    assert out.splitlines()[-1] == "1 passed, 0 failed"
+    (case,) = ET.parse(report).getroot().iter("testcase")
+    assert case.get("classname") == "answers.sampled.findings"
+    assert case.find("system-out").text.startswith("finding drifts: drift.ratio mean ")
+
+
+def test_seeds_and_offset_replace_the_sample_and_a_failing_finding_names_its_line(
+        write_answer, check, line_of):
+    path = write_answer("sampled", FINDING.format(low=100),
+                        front=SAMPLED_FRONT.format(slug="sampled"))
+    code, out, err = check("--seeds", "3", "--seed-offset", "1000")
+    assert code == 1
+    assert "seeds 1000..1002" in err
+    assert "over 3 seeds" in out
+    line = line_of(path, "```claim drifts")
+    assert any(l.startswith(f"answers/sampled.md:{line}: claim \"The drifted spread is larger "
+                            f"on average.\" failed: ci_low(drift.ratio) = ") for l in
+               out.splitlines())
+    assert out.splitlines()[-1] == "0 passed, 1 failed"

@@ -71,6 +71,7 @@ def test_defaults_fill_parameters_and_seed(write_answer, line_of):
         ```
 
         ```claim multi-line
+        kind: check
         text: >-
           A claim written
           over two lines.
@@ -272,6 +273,7 @@ MALFORMED = [
         ```
 
         ```claim c
+        kind: check
         text: It drifts.
         check: d.ratio >> > 1
         ```
@@ -287,6 +289,7 @@ MALFORMED = [
         ```
 
         ```claim c
+        kind: check
         text: It drifts.
         check: __import__('os').system('true') == 0
         ```
@@ -310,6 +313,7 @@ MALFORMED = [
         ```
 
         ```claim c
+        kind: check
         text: It drifts.
         check: d.__class__ == 1
         ```
@@ -325,6 +329,7 @@ MALFORMED = [
         ```
 
         ```claim c
+        kind: check
         text: It drifts.
         check: "(lambda: True)()"
         ```
@@ -340,6 +345,7 @@ MALFORMED = [
         ```
 
         ```claim c
+        kind: check
         text: It drifts.
         check: |
           d.ratio > 1 and
@@ -353,6 +359,7 @@ MALFORMED = [
         "claim without check",
         """\
         ```claim c
+        kind: check
         text: It drifts.
         ```
         """,
@@ -367,11 +374,13 @@ MALFORMED = [
         ```
 
         ```claim c
+        kind: check
         text: One.
         check: d.ratio > 1
         ```
 
         ```claim  c
+        kind: check
         text: Two.
         check: d.ratio > 1
         ```
@@ -383,6 +392,7 @@ MALFORMED = [
         "claim id with capitals",
         """\
         ```claim Big
+        kind: check
         text: One.
         check: 1 > 0
         ```
@@ -398,6 +408,7 @@ MALFORMED = [
         ```
 
         ```claim c
+        kind: check
         text: One.
         check: d.ratio * 2
         ```
@@ -577,16 +588,19 @@ def test_lenient_load_keeps_what_works_and_lists_the_problems(write_answer, line
         ```
 
         ```claim uses-good
+        kind: check
         text: Good.
         check: good.ratio > 0
         ```
 
         ```claim uses-bad
+        kind: check
         text: Bad.
         check: bad.ratio > 0
         ```
 
         ```claim smuggled
+        kind: check
         text: Evil.
         check: __import__('os')
         ```
@@ -671,3 +685,124 @@ def test_display_path_is_given_or_relative(write_answer, good_body, tmp_path, mo
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")  # the file is no longer under the working directory
     assert parse_answer(path).demonstrations[0].location.path == "answers/shown.md"
+
+
+# --- findings and checks --------------------------------------------------------------------
+
+SAMPLED = """\
+---
+slug: {slug}
+title: Does it drift?
+question: How much does the test experiment drift?
+thread: Test thread
+summary: A short summary.
+seeds: 12
+---
+"""
+
+
+def sampled(slug: str) -> str:
+    return SAMPLED.format(slug=slug)
+
+
+def test_a_finding_is_measured_over_the_declared_sample(write_answer, line_of):
+    path = write_answer("sampled", """\
+        The ratio is {{ effect(drift.ratio) : .2f }} over the sample.
+
+        ```demo drift
+        experiment: test_drift
+        ```
+
+        ```claim drifts
+        kind: finding
+        text: It drifts.
+        check: ci_low(drift.ratio) > 1
+        ```
+
+        ```claim same-seed-same-result
+        kind: check
+        text: It is a ratio.
+        check: drift.ratio > 0
+        ```
+        """, front=sampled("sampled"))
+    answer = parse_answer(path)
+    assert answer.seeds == tuple(range(12))
+    assert [(c.id, c.kind, c.expr.over_seeds) for c in answer.claims] == [
+        ("drifts", "finding", True), ("same-seed-same-result", "check", False)]
+    (value,) = answer.inline_values
+    assert value.expr.over_seeds
+
+
+FINDING_PROBLEMS = [
+    ("unknown kind", "kind: guess", "kind: guess",
+     "claim 'c' needs 'kind: finding' (an effect measured over seeds) or 'kind: check'"),
+    ("aggregate in a check", "kind: check", "check: ci_low(drift.ratio) > 1",
+     "ci_low() is an aggregate over seeds: it cannot be used in a check"),
+    ("per-seed reference in a finding", "kind: finding", "check: ci_low(drift.ratio) > 1 "
+     "and drift.ratio > 0", "'drift.ratio' is measured over seeds here"),
+]
+
+
+@pytest.mark.parametrize("kind_line, needle, message",
+                         [p[1:] for p in FINDING_PROBLEMS], ids=[p[0] for p in FINDING_PROBLEMS])
+def test_claim_kinds_are_checked_at_their_line(write_answer, line_of, kind_line, needle, message):
+    check = needle if needle.startswith("check:") else "check: ci_low(drift.ratio) > 1"
+    path = write_answer("kinds", f"""\
+        ```demo drift
+        experiment: test_drift
+        ```
+
+        ```claim c
+        {kind_line}
+        text: It drifts.
+        {check}
+        ```
+        """, front=sampled("kinds"))
+    with pytest.raises(AnswerError) as caught:
+        parse_answer(path)
+    assert caught.value.location.line == line_of(path, needle)
+    assert message in caught.value.message
+
+
+def test_a_finding_without_a_sample_names_the_claim(write_answer, line_of):
+    path = write_answer("unsampled", """\
+        ```demo drift
+        experiment: test_drift
+        ```
+
+        ```claim c
+        kind: finding
+        text: It drifts.
+        check: ci_low(drift.ratio) > 1
+        ```
+        """)
+    with pytest.raises(AnswerError) as caught:
+        parse_answer(path)
+    assert caught.value.location.line == line_of(path, "kind: finding")
+    assert ("claim 'c' is a finding, measured over a sample of seeds: the front matter needs "
+            "'seeds: N' (N >= 10)") in caught.value.message
+
+
+def test_a_value_over_seeds_without_a_sample_names_its_line(write_answer, line_of):
+    path = write_answer("unsampled-value", """\
+        Ratio {{ effect(drift.ratio) }}.
+
+        ```demo drift
+        experiment: test_drift
+        ```
+        """)
+    with pytest.raises(AnswerError) as caught:
+        parse_answer(path)
+    assert caught.value.location.line == line_of(path, "Ratio")
+    assert "is measured over a sample of seeds: the front matter needs 'seeds: N'" in str(
+        caught.value)
+
+
+@pytest.mark.parametrize("seeds", ["9", "201", "ten", "[1, 2]"])
+def test_the_sample_size_is_checked(write_answer, line_of, seeds):
+    path = write_answer("bad-seeds", "Text.\n", front=sampled("bad-seeds").replace(
+        "seeds: 12", f"seeds: {seeds}"))
+    with pytest.raises(AnswerError) as caught:
+        parse_answer(path)
+    assert caught.value.location.line == line_of(path, "seeds:")
+    assert "an integer in [10, 200]" in caught.value.message

@@ -50,11 +50,13 @@ seed: 1
 ```
 
 ```claim holds
+kind: check
 text: The ratio is positive.
 check: drift.ratio > 0
 ```
 
 ```claim fails
+kind: check
 text: The ratio is enormous.
 check: drift.ratio > 1000
 ```
@@ -124,6 +126,7 @@ def test_a_broken_answer_is_a_failing_item_at_its_line(pytester, project):
         ```
 
         ```claim uses-drift
+        kind: check
         text: Drift.
         check: drift.ratio > 0
         ```

@@ -35,6 +35,7 @@ Values {{ d.ratio:.2f }} and {{d.n}}; literal: `{{ not a value }}`, $x^{{2}}$, \
    params: {n: 8}
    ~~~~~
 ```claim right-after
+kind: check
 text: Right after the demonstration.
 check: d.ratio > 0
 ````
@@ -46,6 +47,7 @@ check: d.ratio > 0
 - A list item holding a claim:
 
   ```claim in-a-list
+  kind: check
   text: Inside a list item.
   check: d.n == 8
   ```

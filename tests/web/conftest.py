@@ -82,11 +82,13 @@ figures:
 ```
 
 ```claim spread-positive
+kind: check
 text: The samples are spread out.
 check: d.spread > 0
 ```
 
 ```claim mean-huge
+kind: check
 text: The mean is larger than ten.
 check: d.mean > 10
 ```
@@ -133,6 +135,7 @@ experiment: test_web_broken
 ```
 
 ```claim never
+kind: check
 text: This cannot be checked.
 check: bad.value > 0
 ```
