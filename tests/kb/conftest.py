@@ -72,11 +72,14 @@ def answers_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def write_answer(answers_dir: Path):
-    """``write_answer(slug, body, front=None)``: an answer file with front matter; its path."""
+    """``write_answer(slug, body, front=None, seeds=None)``: an answer file with front matter
+    (with ``seeds: N`` when given: the sample its findings are measured on); its path."""
 
-    def write(slug: str, body: str, front: str | None = None) -> Path:
+    def write(slug: str, body: str, front: str | None = None, seeds: int | None = None) -> Path:
         path = answers_dir / f"{slug}.md"
         header = FRONT_MATTER.format(slug=slug) if front is None else textwrap.dedent(front)
+        if seeds is not None:
+            header = header.replace("\n---\n", f"\nseeds: {seeds}\n---\n", 1)
         path.write_text(header + textwrap.dedent(body), encoding="utf-8")
         return path
 

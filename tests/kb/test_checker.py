@@ -276,17 +276,6 @@ def test_cached_reuses_results_and_default_recomputes(write_answer, check, line_
     )
 
 
-SAMPLED_FRONT = """\
----
-slug: {slug}
-title: Does it drift?
-question: How much does the test experiment drift?
-thread: Test thread
-summary: A short summary.
-seeds: 10
----
-"""
-
 FINDING = """\
     ```demo drift
     experiment: test_drift
@@ -302,7 +291,7 @@ FINDING = """\
 
 def test_findings_run_over_the_declared_sample_and_print_their_effect(
         write_answer, check, tmp_path):
-    write_answer("sampled", FINDING.format(low=1), front=SAMPLED_FRONT.format(slug="sampled"))
+    write_answer("sampled", FINDING.format(low=1), seeds=10)
     report = tmp_path / "report.xml"
     code, out, err = check("--junit", str(report))
     assert code == 0, out
@@ -321,7 +310,7 @@ def test_findings_run_over_the_declared_sample_and_print_their_effect(
 def test_seeds_and_offset_replace_the_sample_and_a_failing_finding_names_its_line(
         write_answer, check, line_of):
     path = write_answer("sampled", FINDING.format(low=100),
-                        front=SAMPLED_FRONT.format(slug="sampled"))
+                        seeds=10)
     code, out, err = check("--seeds", "3", "--seed-offset", "1000")
     assert code == 1
     assert "seeds 1000..1002" in err

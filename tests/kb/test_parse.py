@@ -689,22 +689,6 @@ def test_display_path_is_given_or_relative(write_answer, good_body, tmp_path, mo
 
 # --- findings and checks --------------------------------------------------------------------
 
-SAMPLED = """\
----
-slug: {slug}
-title: Does it drift?
-question: How much does the test experiment drift?
-thread: Test thread
-summary: A short summary.
-seeds: 12
----
-"""
-
-
-def sampled(slug: str) -> str:
-    return SAMPLED.format(slug=slug)
-
-
 def test_a_finding_is_measured_over_the_declared_sample(write_answer, line_of):
     path = write_answer("sampled", """\
         The ratio is {{ effect(drift.ratio) : .2f }} over the sample.
@@ -724,7 +708,7 @@ def test_a_finding_is_measured_over_the_declared_sample(write_answer, line_of):
         text: It is a ratio.
         check: drift.ratio > 0
         ```
-        """, front=sampled("sampled"))
+        """, seeds=12)
     answer = parse_answer(path)
     assert answer.seeds == tuple(range(12))
     assert [(c.id, c.kind, c.expr.over_seeds) for c in answer.claims] == [
@@ -757,7 +741,7 @@ def test_claim_kinds_are_checked_at_their_line(write_answer, line_of, kind_line,
         text: It drifts.
         {check}
         ```
-        """, front=sampled("kinds"))
+        """, seeds=12)
     with pytest.raises(AnswerError) as caught:
         parse_answer(path)
     assert caught.value.location.line == line_of(path, needle)
@@ -800,8 +784,7 @@ def test_a_value_over_seeds_without_a_sample_names_its_line(write_answer, line_o
 
 @pytest.mark.parametrize("seeds", ["9", "201", "ten", "[1, 2]"])
 def test_the_sample_size_is_checked(write_answer, line_of, seeds):
-    path = write_answer("bad-seeds", "Text.\n", front=sampled("bad-seeds").replace(
-        "seeds: 12", f"seeds: {seeds}"))
+    path = write_answer("bad-seeds", "Text.\n", seeds=seeds)
     with pytest.raises(AnswerError) as caught:
         parse_answer(path)
     assert caught.value.location.line == line_of(path, "seeds:")
