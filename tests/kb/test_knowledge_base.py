@@ -16,7 +16,7 @@ from engine.catalog import get_experiment
 from engine.registry import Param, experiment
 from kb.config import PROJECT_ROOT
 from kb.model import Answer
-from kb.answers.parse import SUMMARY_LIMIT, display_path, load_answers, parse_answer
+from kb.answers.parse import display_path, load_answers, parse_answer
 from kb.answers.regions import BLOCK_KINDS, Kind, body_regions, split_inline
 
 ANSWERS_DIR = PROJECT_ROOT / "answers"
@@ -182,26 +182,17 @@ def test_answer_parses_strictly(slug):
 
 
 @pytest.mark.parametrize("slug", sorted(SLUGS))
-def test_summary_fits_a_link_preview(slug):
-    summary = BY_SLUG[slug].summary
-    assert 0 < len(summary) <= SUMMARY_LIMIT, len(summary)
-
-
-@pytest.mark.parametrize("slug", sorted(SLUGS))
 def test_demonstrations_with_figures_and_claims(slug):
     answer = BY_SLUG[slug]
     assert any(demo.figures for demo in answer.demonstrations), "no demonstration with a figure"
-    ids = [claim.id for claim in answer.claims]
-    assert len(ids) >= 2
-    assert len(set(ids)) == len(ids), ids
+    assert len(answer.claims) >= 2
 
 
 @pytest.mark.parametrize("slug", sorted(SLUGS))
 def test_related_answers_exist_and_are_others(slug):
-    related = BY_SLUG[slug].related
+    related = BY_SLUG[slug].related  # that they exist, the parser checks
     assert related, "no related answers"
     assert slug not in related
-    assert set(related) <= SLUGS, set(related) - SLUGS
     assert len(set(related)) == len(related), related
 
 

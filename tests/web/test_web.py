@@ -162,12 +162,23 @@ def test_empty_search_shows_a_prompt(client):
     assert client.get("/api/search?q=").get_json()["results"] == []
 
 
+KNOWN_SLUGS = {"noise", "plain", "broken"}  # the fixtures' answers (tests/web/conftest.py)
+
+
 @hypothesis_settings(max_examples=40, deadline=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(query=st.text(max_size=300))
-def test_no_search_query_causes_a_server_error(client, query):
-    for url in ("/search", "/api/search"):
-        assert client.get(url, query_string={"q": query}).status_code == 200
+def test_any_search_query_gives_ranked_known_answers(client, query):
+    page_response = client.get("/search", query_string={"q": query})
+    assert page_response.status_code == 200
+    body = client.get("/api/search", query_string={"q": query}).get_json()
+    assert body["query"] == query.strip()
+    slugs = [hit["slug"] for hit in body["results"]]
+    assert set(slugs) <= KNOWN_SLUGS and len(slugs) == len(set(slugs)) <= 10
+    scores = [hit["score"] for hit in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(hit["url"] == f"http://localhost/a/{hit['slug']}" for hit in body["results"])
+    assert body["suggestion"] is None or body["suggestion"] != query
 
 
 # --- answer pages -------------------------------------------------------------------------
