@@ -22,6 +22,7 @@ from typing import Any, Callable, Collection, Mapping
 
 import numpy as np
 
+from kb.answers.numbers import quantity
 from kb.answers.stats import AGGREGATES, Effect
 from kb.model import AnswerError, Location
 
@@ -43,14 +44,9 @@ class EvaluationError(ValueError):
 
 
 def format_quantity(value: Any) -> str:
-    """A value as people read it in a claim's detail: 4 significant digits, short arrays."""
-    if isinstance(value, np.ndarray):
-        return np.array2string(value, precision=4, threshold=8, edgeitems=3, separator=", ")
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    """A value as people read it in a claim's detail: 4 significant digits, powers of ten as
+    ×10⁻³, short arrays."""
+    return quantity(value)
 
 
 def is_nan(value: Any) -> bool:

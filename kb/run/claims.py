@@ -32,6 +32,7 @@ from kb.answers.expr import (
     is_nan,
     truth,
 )
+from kb.answers.numbers import number, powers_of_ten
 from kb.answers.stats import LEVEL, Effect
 from kb.model import Answer, AnswerError, AnswerRun, Claim, ClaimOutcome, InlineValue
 
@@ -285,10 +286,10 @@ def _evaluate_finding(claim: Claim, runs: Sequence[AnswerRun]) -> ClaimOutcome:
                         _effect(claim.expr, sample))
 
 
-def describe_effect(effect: Effect, spec: str = ".3g") -> str:
-    """'mean 0.029, 95% CI 0.004 to 0.053 over 20 seeds; per seed -0.039 to 0.121'."""
+def describe_effect(effect: Effect, digits: int = 3) -> str:
+    """'mean 0.029, 95% CI 0.004 to 0.053 over 20 seeds; per seed −0.039 to 0.121'."""
     def f(x: float) -> str:
-        return format(x, spec)
+        return number(x, digits)
 
     low, high = effect.ci
     return (f"mean {f(effect.mean)}, {LEVEL:.0%} CI {f(low)} to {f(high)} over "
@@ -317,19 +318,21 @@ class InlineResult:
 
 
 def format_value(value: Any, spec: str) -> str:
-    """``value`` formatted with ``spec``; arrays element by element, numpy scalars as Python's;
-    an effect as its mean with the confidence interval and the number of seeds."""
+    """``value`` formatted with ``spec`` for prose: arrays element by element, an effect as its
+    mean with the confidence interval and the number of seeds; numbers with a real minus sign
+    and powers of ten as ×10⁻³ (a spec like ``.1e`` gives "1.3×10⁻³")."""
     if isinstance(value, Effect):
         low, high = value.ci
-        return (f"{format(value.mean, spec)} ({LEVEL:.0%} CI {format(low, spec)} to "
-                f"{format(high, spec)}, {len(value.seeds)} seeds)")
+        return (f"{format_value(value.mean, spec)} ({LEVEL:.0%} CI {format_value(low, spec)} to "
+                f"{format_value(high, spec)}, {len(value.seeds)} seeds)")
     if isinstance(value, np.ndarray) and value.ndim > 0:
-        return np.array2string(
-            value, separator=", ", formatter={"all": lambda x: format(x.item(), spec)}
-        )
+        return "[" + ", ".join(format_value(x, spec) for x in value) + "]"
     if isinstance(value, (np.generic, np.ndarray)):
         value = value.item()
-    return format(value, spec)
+    text = format(value, spec)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = powers_of_ten(text).replace("-", "−")
+    return text
 
 
 def format_inline_value(inline: InlineValue, runs: Sequence[AnswerRun]) -> InlineResult:

@@ -62,7 +62,7 @@ def test_outcome_reports_left_hand_side_and_what_it_needs(answer):
         ),
         ("1 < drift.ratio < 2", "drift.ratio = 2.1 (needs 1 < drift.ratio < 2)"),
         ("approx(drift.ratio, 2, rel=0.01)", "drift.ratio = 2.1 (needs within rel 0.01 of 2)"),
-        ("all(drift.xs > 1)", "drift.xs = [0.5, 2. , 3. ] (needs all > 1)"),
+        ("all(drift.xs > 1)", "drift.xs = [0.5, 2, 3] (needs all > 1)"),
         ("drift.ratio > 1 and drift.ratio > 5", "drift.ratio = 2.1 (needs > 5)"),
         (
             "drift.ratio > 9 or drift.base > 9",
@@ -100,7 +100,7 @@ def test_a_nan_result_fails_and_is_the_worst_seed(answer):
     ]
     outcome = evaluate_claim(a.claims[0], runs)
     assert outcome.holds is False and outcome.seed == 1
-    assert outcome.detail == "drift.ratio = nan (needs >= 3)"
+    assert outcome.detail == "drift.ratio = NaN (needs >= 3)"
 
 
 def test_passing_claim_reports_the_seed_with_the_smallest_margin(answer):
@@ -208,8 +208,16 @@ def test_inline_value_of_a_failed_demonstration_carries_its_error(answer):
 def test_format_value_handles_numpy():
     assert format_value(np.float32(0.25), ".1%") == "25.0%"
     assert format_value(np.array(3.0), "") == "3.0"
-    assert format_value(np.array([[1, 2], [3, 4]]), "d") == "[[1, 2],\n [3, 4]]"
+    assert format_value(np.array([[1, 2], [3, 4]]), "d") == "[[1, 2], [3, 4]]"  # one line of prose
     assert format_value(np.bool_(True), "") == "True"
+
+
+def test_numbers_in_prose_use_a_minus_sign_and_powers_of_ten():
+    assert format_value(-0.25, ".2f") == "−0.25"
+    assert format_value(0.00131, ".1e") == "1.3×10⁻³"
+    assert format_value(np.float64(2.5e6), ".2e") == "2.50×10⁶"
+    assert format_value(1e6, ".0e") == "10⁶"
+    assert format_value(np.array([0.5, -2.0]), "+.1f") == "[+0.5, −2.0]"
 
 
 def test_claims_on_the_real_executor_over_seeds(answer, tmp_path):
