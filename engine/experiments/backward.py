@@ -78,7 +78,11 @@ def bn_backward_check(rng, batch, max_batch, features, mean, scale, h):
     correct one), the largest |cosine| over columns between the engine's dx and the
     directions 1 and xhat (``engine_ones_cosine``, ``engine_xhat_cosine``: 0 when dx has no
     part that would only shift or only scale the batch) and between the quoted dx and xhat
-    (``quoted_xhat_cosine``), and ``batch``.
+    (``quoted_xhat_cosine``), and ``batch``. Then a batch of one example: its centred value
+    is 0, so the normalized value is 0 (eps keeps the division defined) and the output is
+    beta; ``single_correct_norm`` and ``single_quoted_norm`` are the largest |dL/dx| of the
+    two formulas there (both 0), and ``engine_refuses_single`` says whether the engine's
+    training-mode forward pass refuses that batch, as PyTorch's does.
     """
     sizes = batch_sizes_between(4, max_batch, (batch,))
     errors = {name: np.empty(len(sizes)) for name in ("engine", "correct", "quoted")}
@@ -109,6 +113,18 @@ def bn_backward_check(rng, batch, max_batch, features, mean, scale, h):
                          "engine_xhat_cosine": largest_cosine(engine_dx, xhat),
                          "quoted_xhat_cosine": largest_cosine(quoted, xhat)}
     at = int(np.flatnonzero(sizes == batch)[0])
+    x1 = mean + scale * rng.standard_normal((1, features))
+    gamma1, w1 = rng.uniform(0.5, 2.0, features), rng.standard_normal((1, features))
+    xhat1 = x1 - x1.mean(axis=0)  # exactly 0
+    inv_std1 = 1 / np.sqrt(xhat1.var(axis=0) + EPS)
+    single = {name: float(np.abs(input_gradient_formula(w1, xhat1 * inv_std1, inv_std1, gamma1,
+                                                        missing_one_over_m=quoted)).max())
+              for name, quoted in (("single_correct_norm", False), ("single_quoted_norm", True))}
+    try:
+        batchnorm_forward(x1, gamma1, np.zeros(features), EPS)
+        refuses = False
+    except ValueError:
+        refuses = True
     return {
         "batch_sizes": sizes,
         "engine_errors": errors["engine"],
@@ -123,6 +139,8 @@ def bn_backward_check(rng, batch, max_batch, features, mean, scale, h):
         "quoted_error": float(errors["quoted"][at]),
         "quoted_vs_correct": float(quoted_vs_correct),
         **alignment,
+        **single,
+        "engine_refuses_single": refuses,
         "batch": batch,
     }
 

@@ -62,6 +62,12 @@ def test_finite_differences_side_with_the_correct_formula(run):
     assert r["quoted_xhat_cosine"] > 0.5
 
 
+def test_a_batch_of_one_gives_a_zero_gradient_and_is_refused(run):
+    r = run("bn_backward_check")
+    assert r["single_correct_norm"] == 0.0 and r["single_quoted_norm"] == 0.0
+    assert r["engine_refuses_single"] is True
+
+
 def test_scale_invariance_of_the_backward_pass(run):
     r = run("bn_scale_invariance")
     assert r["max_output_change"] < 0.01
