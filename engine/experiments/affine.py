@@ -190,6 +190,16 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sum(a * b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
+def scale_normalized_weights(mlp, gain: float) -> None:
+    """Multiply the weights and bias of every hidden linear layer (those feeding batch norm)
+    by ``gain``; the output layer, which no norm follows, keeps its own. Each z = u W + b is
+    multiplied by ``gain``, and so are its batch mean and std: BN(gain * z) = BN(z) (up to
+    eps, Ioffe & Szegedy 2015, Sec. 3.3), so the network computes the same function."""
+    for block in mlp.hidden:
+        block.linear.W *= gain
+        block.linear.b *= gain
+
+
 @experiment(
     "gamma_beta_undo",
     params={**SPIRAL_PARAMS,
@@ -198,34 +208,45 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
             "every": Param(int, 15, 1, 500, "steps between two measurements"),
             "lr": Param(float, 0.1, 1e-4, 2.0, "learning rate (plain SGD, all networks)"),
             "probe": Param(int, 512, 16, 20000, "training points on which mu_B and sigma_B "
-                                                "are measured")},
+                                                "are measured"),
+            "gain": Param(float, 10.0, 2.0, 100.0, "factor on the weights feeding batch norm "
+                                                   "in the 'scaled' network")},
     figures=("gamma_vs_sigma", "undo_over_training"),
 )
-def gamma_beta_undo(rng, depth, width, batch, turns, train_size, steps, every, lr, probe):
+def gamma_beta_undo(rng, depth, width, batch, turns, train_size, steps, every, lr, probe, gain):
     """Does gradient descent use gamma and beta to cancel batch norm?
 
     Undoing the normalization of a unit means gamma = sigma_B and beta = mu_B (the batch std
-    and mean of its input z), so that y = z (Ioffe & Szegedy 2015, Sec. 3). Three ReLU
+    and mean of its input z), so that y = z (Ioffe & Szegedy 2015, Sec. 3). Four ReLU
     networks with the same weights train on the same batches: ``plain`` (no batch norm),
-    ``bn`` (batch norm, gamma = 1 and beta = 0 at the start) and ``undone``: batch norm
+    ``bn`` (batch norm, gamma = 1 and beta = 0 at the start), ``undone``: batch norm
     started exactly at the undoing point (``start_as_plain``), so it computes the same
-    function as ``plain`` at step 0. Every ``every`` steps, on a fixed ``probe`` set of
-    training points: ``undo_error`` of both batch-norm networks (0 = undone) and the gap
-    between the outputs of ``undone`` and ``plain`` (RMS logit difference / std of plain's
-    logits).
+    function as ``plain`` at step 0, and ``scaled``: ``bn`` with the weights feeding batch
+    norm multiplied by ``gain`` (``scale_normalized_weights``), the same function as ``bn``
+    with every sigma_B ``gain`` times larger. If gradient descent pulled gamma towards
+    sigma_B, the scaled network's gammas would grow ``gain`` times larger than ``bn``'s.
+    Every ``every`` steps, on a fixed ``probe`` set of training points: ``undo_error`` of
+    ``bn`` and ``undone`` (0 = undone) and the gap between the outputs of ``undone`` and
+    ``plain`` (RMS logit difference / std of plain's logits).
 
     Returns ``checkpoints``; ``bn_undo_error``, ``undone_undo_error``, ``output_gap`` (T,);
-    per-step batch losses ``plain_losses``, ``bn_losses``, ``undone_losses`` and final
-    losses ``*_loss``; at the start, ``start_output_gap`` (on the whole training set as one
-    batch, where the two compute the same function) and ``start_gradient_cosine`` (depth + 1,
-    cosine between plain's and undone's dL/dW per linear layer, the output layer last) with
-    ``start_min_gradient_cosine`` over the hidden layers; after training, for ``bn`` and
-    ``undone``, every unit's ``*_gamma``, ``*_beta``, ``*_sigma``, ``*_mu`` and
-    ``undoing_summary`` as ``*_log_ratio``, ``*_shift``, ``*_undone_fraction``, the
-    correlations over units ``*_gamma_sigma_corr`` (of log |gamma| and log sigma_B) and
-    ``*_beta_mu_corr``, ``*_final_undo_error``; ``undone_start_undo_error`` (on the probe
-    batch, whose statistics differ slightly from the whole set's), ``final_output_gap``;
-    ``lr``, ``steps``.
+    per-step batch losses ``plain_losses``, ``bn_losses``, ``undone_losses``,
+    ``scaled_losses`` and final losses ``*_loss``; at the start, ``start_output_gap`` (on the
+    whole training set as one batch, where ``undone`` and ``plain`` compute the same
+    function), ``start_gradient_cosine`` (depth + 1, cosine between plain's and undone's
+    dL/dW per linear layer, the output layer last) with ``start_min_gradient_cosine`` over
+    the hidden layers, ``scaled_start_output_gap`` (``scaled`` against ``bn``, largest
+    |difference| / largest |logit|) and ``scaled_start_gamma_gradient_gap`` (their dL/dgamma,
+    relative L2 difference); after training, for ``bn``, ``undone`` and ``scaled``, every
+    unit's ``*_gamma``, ``*_beta``, ``*_sigma``, ``*_mu`` and ``undoing_summary`` as
+    ``*_log_ratio``, ``*_shift``, ``*_undone_fraction``; ``bn_start_undo_error``,
+    ``bn_final_undo_error``, ``bn_undo_closed`` (1 - final / start: the fraction of its
+    distance from undoing that ``bn`` closed), ``undone_start_undo_error`` (on the probe
+    batch, whose statistics differ slightly from the whole set's),
+    ``undone_final_undo_error``, ``final_output_gap``; ``sigma_log_ratio`` and
+    ``gamma_log_ratio`` (medians over units of log(scaled / bn) of sigma_B and of |gamma|)
+    and ``gamma_tracking`` = gamma_log_ratio / sigma_log_ratio (1 if gamma followed sigma_B,
+    0 if it ignored it); ``lr``, ``steps``, ``gain``.
     """
     check_batch_fits(train_size, batch)
     if probe > train_size:
@@ -233,14 +254,26 @@ def gamma_beta_undo(rng, depth, width, batch, turns, train_size, steps, every, l
     x, y, init_seed, order_seed = task_and_seeds(rng, train_size, turns)
     nets = spiral_twins(init_seed, depth, width)
     nets["undone"] = spiral_twins(init_seed, depth, width)["bn"]
+    nets["scaled"] = spiral_twins(init_seed, depth, width)["bn"]
     start_as_plain(nets["undone"], nets["plain"], x)
+    scale_normalized_weights(nets["scaled"], gain)
     plain_logits = nets["plain"].forward(x, training=True)
     gap = nets["undone"].forward(x, training=True) - plain_logits
+    start = {label: _gradients(nets[label], x, y) for label in ("bn", "scaled")}
+    bn_logits = nets["bn"].forward(x, training=True)
+    scaled_gap = nets["scaled"].forward(x, training=True) - bn_logits
+    gamma_grads = {label: np.concatenate([g for name, g in grads.items()
+                                          if name.endswith("norm.gamma")])
+                   for label, grads in start.items()}
     result = {
         "start_output_gap": float(np.sqrt(np.mean(gap**2)) / plain_logits.std()),
         "start_gradient_cosine": np.array([
             cosine(a, b) for a, b in zip(weight_gradients(copy.deepcopy(nets["plain"]), x, y),
                                          weight_gradients(copy.deepcopy(nets["undone"]), x, y))]),
+        "scaled_start_output_gap": float(np.abs(scaled_gap).max() / np.abs(bn_logits).max()),
+        "scaled_start_gamma_gradient_gap": float(
+            np.linalg.norm(gamma_grads["scaled"] - gamma_grads["bn"])
+            / np.linalg.norm(gamma_grads["bn"])),
     }
     result["start_min_gradient_cosine"] = float(result["start_gradient_cosine"][:-1].min())
 
@@ -253,7 +286,8 @@ def gamma_beta_undo(rng, depth, width, batch, turns, train_size, steps, every, l
     for step in range(steps):
         rows = next(batches)
         if step % every == 0:
-            logits = {label: mlp.forward(probe_x, training=True) for label, mlp in nets.items()}
+            logits = {label: nets[label].forward(probe_x, training=True)
+                      for label in ("plain", "undone")}
             for label in undo:
                 nets[label].forward(probe_x, training=True)
                 undo[label].append(undo_error(nets[label]))
@@ -264,19 +298,24 @@ def gamma_beta_undo(rng, depth, width, batch, turns, train_size, steps, every, l
     for label in nets:
         result[f"{label}_losses"] = losses[label]
         result[f"{label}_loss"] = final_loss(losses[label])
-    for label in undo:
+    stats = {}
+    for label in ("bn", "undone", "scaled"):
         nets[label].forward(probe_x, training=True)
-        stats = affine_vs_batch_statistics(nets[label])
-        result.update({f"{label}_{name}": value for name, value in stats.items()})
+        stats[label] = affine_vs_batch_statistics(nets[label])
+        result.update({f"{label}_{name}": value for name, value in stats[label].items()})
         result.update({f"{label}_{name}": value
-                       for name, value in undoing_summary(stats).items()})
+                       for name, value in undoing_summary(stats[label]).items()})
+    for label in undo:
         result[f"{label}_undo_error"] = np.array(undo[label])
+        result[f"{label}_start_undo_error"] = undo[label][0]
         result[f"{label}_final_undo_error"] = undo[label][-1]
-        result[f"{label}_gamma_sigma_corr"] = float(np.corrcoef(np.log(np.abs(stats["gamma"])),
-                                                                np.log(stats["sigma"]))[0, 1])
-        result[f"{label}_beta_mu_corr"] = float(np.corrcoef(stats["beta"], stats["mu"])[0, 1])
+    sigma_log_ratio = float(np.median(np.log(stats["scaled"]["sigma"] / stats["bn"]["sigma"])))
+    gamma_log_ratio = float(np.median(np.log(np.abs(stats["scaled"]["gamma"])
+                                             / np.abs(stats["bn"]["gamma"]))))
     result.update({"checkpoints": np.arange(0, steps, every),
-                   "undone_start_undo_error": undo["undone"][0],
+                   "bn_undo_closed": 1 - undo["bn"][-1] / undo["bn"][0],
                    "output_gap": np.array(output_gap), "final_output_gap": output_gap[-1],
-                   "lr": lr, "steps": steps})
+                   "sigma_log_ratio": sigma_log_ratio, "gamma_log_ratio": gamma_log_ratio,
+                   "gamma_tracking": gamma_log_ratio / sigma_log_ratio,
+                   "lr": lr, "steps": steps, "gain": gain})
     return result

@@ -58,17 +58,22 @@ def draw_moments_over_training(result, fig):
 @figure("gamma_beta_undo", "gamma_vs_sigma")
 def draw_gamma_vs_sigma(result, fig):
     left, right = fig.subplots(1, 2)
-    for label, name, marker in (("bn", "started at gamma=1, beta=0", "o"),
-                                ("undone", "started undone", "^")):
-        color = COLORS["bn"] if label == "bn" else "tab:green"
+    gain = result["gain"]
+    for label, name, marker, color in (
+            ("bn", "started at gamma=1, beta=0", "o", COLORS["bn"]),
+            ("undone", "started undone", "^", "tab:green"),
+            ("scaled", f"weights x{gain:g} at the start", "s", "tab:orange")):
         left.plot(result[f"{label}_sigma"], np.abs(result[f"{label}_gamma"]), marker,
                   color=color, alpha=0.6, markersize=4, label=name)
         right.plot(result[f"{label}_mu"], result[f"{label}_beta"], marker, color=color,
                    alpha=0.6, markersize=4, label=name)
+    left.set_xscale("log")
+    left.set_yscale("log")
     for ax, xlabel, ylabel in ((left, "σ_B (batch std of z)", "|γ|"),
                                (right, "μ_B (batch mean of z)", "β")):
         low, high = ax.get_xlim()
         ax.plot([low, high], [low, high], "k--", linewidth=1, label="undone: y = z")
+        ax.set_xlim(low, high)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from engine.experiments.affine import (moment_changes, start_as_plain, undo_error,
-                                       undoing_summary)
+from engine.experiments.affine import (moment_changes, scale_normalized_weights,
+                                       start_as_plain, undo_error, undoing_summary)
 from engine.experiments.twins import spiral_task, spiral_twins
 from engine.registry import ParameterError
 
@@ -84,3 +84,29 @@ def test_undone_start_same_function_same_output_gradient_different_hidden_gradie
     assert cosines[-1] == pytest.approx(1.0, abs=1e-10)  # same inputs, same dL/dlogits
     assert r["start_min_gradient_cosine"] < 0.999
     assert r["undone_undo_error"][0] < 0.1
+
+
+def test_scaling_the_weights_that_feed_batch_norm_keeps_the_function():
+    x, _ = spiral_task(np.random.default_rng(0), 200, 0.75)
+    nets = {gain: spiral_twins(4, depth=3, width=10)["bn"] for gain in (1.0, 10.0)}
+    scale_normalized_weights(nets[10.0], 10.0)
+    scaled, usual = nets[10.0].forward(x), nets[1.0].forward(x)
+    # equal up to eps, which the larger variance makes relatively smaller
+    assert np.abs(scaled - usual).max() < 1e-3 * np.abs(usual).max()
+    # every hidden layer's input z, hence its batch std, is ten times larger
+    for scaled, plain in zip(nets[10.0].hidden, nets[1.0].hidden):
+        np.testing.assert_allclose(scaled.linear.W, 10 * plain.linear.W)
+    np.testing.assert_array_equal(nets[10.0].out.linear.W, nets[1.0].out.linear.W)
+
+
+def test_gamma_tracking_compares_the_scaled_network_with_the_usual_one(run):
+    r = run("gamma_beta_undo", gain=10.0)
+    assert r["scaled_start_output_gap"] < 1e-3
+    assert r["scaled_start_gamma_gradient_gap"] < 1e-2
+    # after a few steps the scaled network's sigma_B are still about ten times larger
+    assert abs(r["sigma_log_ratio"] - np.log(10.0)) < 0.3
+    assert r["gamma_tracking"] == pytest.approx(r["gamma_log_ratio"] / r["sigma_log_ratio"])
+    assert r["bn_undo_closed"] == pytest.approx(1 - r["bn_final_undo_error"]
+                                                / r["bn_start_undo_error"])
+    for name in ("gamma", "beta", "sigma", "mu"):
+        assert r[f"scaled_{name}"].shape == r[f"bn_{name}"].shape == (3 * 12,)
