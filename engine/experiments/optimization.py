@@ -15,7 +15,7 @@ import numpy as np
 from engine.experiments.twins import (LOSS_WINDOW, SPIRAL_PARAMS, check_batch_fits, final_loss,
                                       spiral_twins, task_and_seeds)
 from engine.losses import softmax_cross_entropy
-from engine.measure import internal_covariate_shift
+from engine.measure import internal_covariate_shift, weight_gradients
 from engine.optim import SGD
 from engine.registry import Param, ParameterError, experiment
 from engine.train import minibatch_indices, train_step
@@ -41,13 +41,16 @@ def gradient_ics(rng, depth, width, batch, turns, train_size, steps, every, lr):
     their gradient step (``engine.measure.internal_covariate_shift``): cosine(G, G') (1 = no
     shift) and ||G - G'||. The first layer is left out of the summaries (nothing before it
     moves). Plain SGD with the same ``lr`` as the measured step, so G' is where training
-    really goes.
+    really goes. ||G - G'|| also grows with the size of G, which differs between the two
+    networks; ``rel_l2`` = ||G - G'|| / ||G|| compares the change with the gradient itself.
 
     Returns ``checkpoints`` (T,), ``layers`` (2..depth+1, the last is the output layer),
-    ``plain_cosine``, ``bn_cosine``, ``plain_l2``, ``bn_l2`` (T, depth), the means over
-    checkpoints and layers ``plain_mean_cosine``, ``bn_mean_cosine``, ``cosine_gain``
-    (bn minus plain), ``plain_mean_l2``, ``bn_mean_l2``, ``l2_ratio`` (bn over plain), the
-    final training losses ``plain_loss``, ``bn_loss``, and ``lr``, ``depth``, ``steps``.
+    ``plain_cosine``, ``bn_cosine``, ``plain_l2``, ``bn_l2``, ``plain_rel_l2``,
+    ``bn_rel_l2`` (T, depth), the means over checkpoints and layers ``plain_mean_cosine``,
+    ``bn_mean_cosine``, ``cosine_gain`` (bn minus plain), ``plain_mean_l2``, ``bn_mean_l2``,
+    ``l2_ratio`` (bn over plain), ``plain_mean_rel_l2``, ``bn_mean_rel_l2``,
+    ``rel_l2_ratio`` (bn over plain), the final training losses ``plain_loss``,
+    ``bn_loss``, and ``lr``, ``depth``, ``steps``.
     """
     check_batch_fits(train_size, batch)
     x, y, init_seed, order_seed = task_and_seeds(rng, train_size, turns)
@@ -56,24 +59,30 @@ def gradient_ics(rng, depth, width, batch, turns, train_size, steps, every, lr):
     for label, mlp in spiral_twins(init_seed, depth, width).items():
         optimizer = SGD(mlp.params(), lr=lr)
         batches = minibatch_indices(np.random.default_rng(order_seed), len(x), batch)
-        cosine, l2, losses = [], [], np.empty(steps)
+        cosine, l2, rel_l2, losses = [], [], [], np.empty(steps)
         for step in range(steps):
             rows = next(batches)
             if step % every == 0:
                 shift = internal_covariate_shift(mlp, x[rows], y[rows], lr)
+                norms = np.array([np.linalg.norm(g) for g in
+                                  weight_gradients(copy.deepcopy(mlp), x[rows], y[rows])])
                 cosine.append(shift["cosine"][1:])
                 l2.append(shift["l2"][1:])
+                rel_l2.append(shift["l2"][1:] / norms[1:])
             losses[step] = train_step(mlp, optimizer, x[rows], y[rows])
         result[f"{label}_cosine"] = np.array(cosine)
         result[f"{label}_l2"] = np.array(l2)
+        result[f"{label}_rel_l2"] = np.array(rel_l2)
         result[f"{label}_mean_cosine"] = float(np.mean(cosine))
         result[f"{label}_mean_l2"] = float(np.mean(l2))
+        result[f"{label}_mean_rel_l2"] = float(np.mean(rel_l2))
         result[f"{label}_loss"] = final_loss(losses)
     result.update({
         "checkpoints": checkpoints,
         "layers": np.arange(2, depth + 2),
         "cosine_gain": result["bn_mean_cosine"] - result["plain_mean_cosine"],
         "l2_ratio": result["bn_mean_l2"] / result["plain_mean_l2"],
+        "rel_l2_ratio": result["bn_mean_rel_l2"] / result["plain_mean_rel_l2"],
         "lr": lr, "depth": depth, "steps": steps,
     })
     return result
@@ -131,11 +140,16 @@ def loss_smoothness(rng, depth, width, batch, turns, train_size, steps, every, l
     predicts its neighbourhood), and the "effective beta-smoothness", the largest
     gradient change per unit of distance moved, max ||grad change|| / (eta ||g||).
 
+    The loss range and the gradient change grow with the size of the gradient itself (the
+    path is eta * g long); the beta-smoothness divides that size out, which is why it is the
+    measure of smoothness proper (Santurkar et al.'s Sec. 3.1).
+
     Returns ``checkpoints`` (T,), ``step_sizes`` (S,), per network ``*_losses`` (T, S + 1),
     ``*_gradient_changes`` (T, S), ``*_loss_range``, ``*_max_gradient_change``,
-    ``*_beta_smoothness`` (T,), their means over training ``*_mean_loss_range``,
-    ``*_mean_gradient_change``, ``*_mean_beta``, the ratios plain / bn
-    ``loss_range_ratio``, ``gradient_change_ratio``, ``beta_ratio``, the final training
+    ``*_beta_smoothness``, ``*_gradient_norm`` (||g||) (T,), their means over training
+    ``*_mean_loss_range``, ``*_mean_gradient_change``, ``*_mean_beta``,
+    ``*_mean_gradient_norm``, the ratios plain / bn ``loss_range_ratio``,
+    ``gradient_change_ratio``, ``beta_ratio``, ``gradient_norm_ratio``, the final training
     losses ``plain_loss``, ``bn_loss``, and ``lr``, ``max_step``.
     """
     check_batch_fits(train_size, batch)
@@ -146,7 +160,7 @@ def loss_smoothness(rng, depth, width, batch, turns, train_size, steps, every, l
     for label, mlp in spiral_twins(init_seed, depth, width).items():
         optimizer = SGD(mlp.params(), lr=lr)
         batches = minibatch_indices(np.random.default_rng(order_seed), len(x), batch)
-        along, changes, betas, losses = [], [], [], np.empty(steps)
+        along, changes, betas, norms, losses = [], [], [], [], np.empty(steps)
         for step in range(steps):
             rows = next(batches)
             if step % every == 0:
@@ -155,6 +169,7 @@ def loss_smoothness(rng, depth, width, batch, turns, train_size, steps, every, l
                 along.append(loss_path)
                 changes.append(change)
                 betas.append(np.max(change / (step_sizes * norm)))
+                norms.append(norm)
             losses[step] = train_step(mlp, optimizer, x[rows], y[rows])
         along, changes = np.array(along), np.array(changes)
         loss_range = along.max(axis=1) - along.min(axis=1)
@@ -164,9 +179,11 @@ def loss_smoothness(rng, depth, width, batch, turns, train_size, steps, every, l
             f"{label}_loss_range": loss_range,
             f"{label}_max_gradient_change": changes.max(axis=1),
             f"{label}_beta_smoothness": np.array(betas),
+            f"{label}_gradient_norm": np.array(norms),
             f"{label}_mean_loss_range": float(loss_range.mean()),
             f"{label}_mean_gradient_change": float(changes.max(axis=1).mean()),
             f"{label}_mean_beta": float(np.mean(betas)),
+            f"{label}_mean_gradient_norm": float(np.mean(norms)),
             f"{label}_loss": final_loss(losses),
         })
     result.update({
@@ -176,6 +193,8 @@ def loss_smoothness(rng, depth, width, batch, turns, train_size, steps, every, l
         "gradient_change_ratio": (result["plain_mean_gradient_change"]
                                   / result["bn_mean_gradient_change"]),
         "beta_ratio": result["plain_mean_beta"] / result["bn_mean_beta"],
+        "gradient_norm_ratio": (result["plain_mean_gradient_norm"]
+                                / result["bn_mean_gradient_norm"]),
         "lr": lr, "max_step": max_step,
     })
     return result
@@ -207,9 +226,9 @@ def steps_to_target(mlp, x, y, order_seed: int, lr: float, batch: int, max_steps
             "max_steps": Param(int, 300, 20, 5000, "SGD steps before a run is given up"),
             "target": Param(float, 0.4, 0.01, 1.0,
                             "target training loss (mean of the last 20 batch losses)"),
-            "min_lr": Param(float, 0.03, 1e-4, 10.0, "smallest learning rate"),
-            "max_lr": Param(float, 3.0, 1e-4, 10.0, "largest learning rate"),
-            "n_lrs": Param(int, 5, 2, 12, "learning rates, log-spaced")},
+            "min_lr": Param(float, 0.02, 1e-4, 10.0, "smallest learning rate"),
+            "max_lr": Param(float, 10.0, 1e-4, 10.0, "largest learning rate"),
+            "n_lrs": Param(int, 10, 2, 12, "learning rates, log-spaced")},
     figures=("steps_vs_lr",),
 )
 def lr_steps_to_target(rng, depth, width, batch, turns, train_size, max_steps, target, min_lr,
@@ -225,9 +244,12 @@ def lr_steps_to_target(rng, depth, width, batch, turns, train_size, max_steps, t
     ``*_best_steps`` (fewest steps over the learning rates), ``*_best_lr``, ``*_max_lr``
     (largest learning rate that reached the target, 0 if none), ``*_any_reached``; then
     ``speedup`` = plain_best_steps / bn_best_steps, ``lr_range_ratio`` = bn_max_lr /
-    plain_max_lr (0 when the plain network never reached the target), ``bn_steps_at_plain_best_lr``,
-    ``same_lr_speedup`` (plain over bn at the plain network's best learning rate), and
-    ``target``, ``max_steps``.
+    plain_max_lr (0 when the plain network never reached the target), ``best_lr_ratio`` =
+    bn_best_lr / plain_best_lr, ``bn_steps_at_plain_best_lr``, ``same_lr_speedup`` (plain
+    over bn at the plain network's best learning rate) and ``lr_gain`` (bn's steps at that
+    rate over its fewest: what batch norm gains by moving to its own best rate), so that
+    ``speedup`` = ``same_lr_speedup`` * ``lr_gain``; ``bn_reached_largest_lr`` (the grid may
+    end before batch norm's largest usable rate), and ``target``, ``max_steps``.
     """
     check_batch_fits(train_size, batch)
     if min_lr >= max_lr:
@@ -258,9 +280,12 @@ def lr_steps_to_target(rng, depth, width, batch, turns, train_size, max_steps, t
         "speedup": result["plain_best_steps"] / result["bn_best_steps"],
         "lr_range_ratio": (result["bn_max_lr"] / result["plain_max_lr"]
                            if result["plain_any_reached"] else 0.0),
+        "best_lr_ratio": result["bn_best_lr"] / result["plain_best_lr"],
         "bn_steps_at_plain_best_lr": int(result["bn_steps"][plain_best]),
         "same_lr_speedup": float(result["plain_steps"][plain_best]
                                  / result["bn_steps"][plain_best]),
+        "lr_gain": float(result["bn_steps"][plain_best] / result["bn_best_steps"]),
+        "bn_reached_largest_lr": bool(result["bn_reached"][-1]),
         "target": target, "max_steps": max_steps,
     })
     return result

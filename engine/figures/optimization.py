@@ -14,11 +14,11 @@ def draw_ics_over_training(result, fig):
     for label in ("plain", "bn"):
         left.plot(steps, result[f"{label}_cosine"].mean(axis=1), "o-", color=COLORS[label],
                   label=LABELS[label])
-        right.plot(steps, result[f"{label}_l2"].mean(axis=1), "o-", color=COLORS[label],
+        right.plot(steps, result[f"{label}_rel_l2"].mean(axis=1), "o-", color=COLORS[label],
                    label=LABELS[label])
     left.axhline(1.0, color="gray", linestyle=":", linewidth=1)
     left.set_title("cos(G, G')  (1 = no shift)")
-    right.set_title("||G - G'||  (0 = no shift)")
+    right.set_title("||G - G'|| / ||G||  (0 = no shift)")
     for ax in (left, right):
         ax.set_xlabel("training step")
         ax.grid(True, alpha=0.3)

@@ -40,15 +40,22 @@ def test_gradient_ics_shapes_and_ranges(run):
     assert list(r["layers"]) == [2, 3, 4]  # layer 1 left out, the output layer last
     for label in ("plain", "bn"):
         assert r[f"{label}_cosine"].shape == r[f"{label}_l2"].shape == (3, 3)
+        assert r[f"{label}_rel_l2"].shape == (3, 3)
         assert np.all(np.abs(r[f"{label}_cosine"]) <= 1 + 1e-12)
         assert np.all(r[f"{label}_l2"] >= 0)
+        # G' lies on a ray at angle theta from G, so ||G - G'|| >= ||G|| sin(theta): the
+        # relative change cannot be smaller than the sine the cosine implies.
+        sine = np.sqrt(np.clip(1 - r[f"{label}_cosine"] ** 2, 0, None))
+        assert np.all(r[f"{label}_rel_l2"] >= sine - 1e-9)
     assert r["cosine_gain"] == pytest.approx(r["bn_mean_cosine"] - r["plain_mean_cosine"])
+    assert r["rel_l2_ratio"] == pytest.approx(r["bn_mean_rel_l2"] / r["plain_mean_rel_l2"])
 
 
 def test_gradient_ics_vanishes_with_the_step(run):
     # G' - G is about lr times a Hessian block times the gradient: a tiny step shifts nothing.
     r = run("gradient_ics", lr=1e-4)
     assert r["plain_mean_cosine"] > 0.999 and r["bn_mean_cosine"] > 0.999
+    assert r["plain_mean_rel_l2"] < 0.01 and r["bn_mean_rel_l2"] < 0.01
 
 
 def test_spiral_twins_start_from_the_same_weights():
@@ -90,12 +97,27 @@ def test_steps_to_target_reports_divergence_and_reaching():
                            target=0.01) == (30, False)
 
 
+def test_smoothness_is_the_gradient_change_per_unit_of_distance(run):
+    r = run("loss_smoothness")
+    for label in ("plain", "bn"):
+        norms = r[f"{label}_gradient_norm"]
+        assert norms.shape == r[f"{label}_beta_smoothness"].shape and np.all(norms > 0)
+        per_distance = r[f"{label}_gradient_changes"] / (r["step_sizes"] * norms[:, None])
+        np.testing.assert_allclose(r[f"{label}_beta_smoothness"], per_distance.max(axis=1))
+    assert r["gradient_norm_ratio"] == pytest.approx(r["plain_mean_gradient_norm"]
+                                                     / r["bn_mean_gradient_norm"])
+
+
 def test_lr_sweep_summaries_follow_the_per_lr_steps(run):
     r = run("lr_steps_to_target", max_lr=10.0)
-    assert r["lrs"][0] == pytest.approx(0.03) and r["lrs"][-1] == pytest.approx(10.0)
+    assert r["lrs"][0] == pytest.approx(0.02) and r["lrs"][-1] == pytest.approx(10.0)
     assert r["plain_diverged"][-1]  # a learning rate of 10 blows a plain ReLU network up
     for label in ("plain", "bn"):
         steps = r[f"{label}_steps"]
         assert r[f"{label}_best_steps"] == steps.min()
         assert not np.any(r[f"{label}_reached"] & r[f"{label}_diverged"])
     assert r["speedup"] == pytest.approx(r["plain_best_steps"] / r["bn_best_steps"])
+    # the speed-up splits into the part at the same rate and the part from a larger rate
+    assert r["speedup"] == pytest.approx(r["same_lr_speedup"] * r["lr_gain"])
+    assert r["lr_gain"] >= 1  # bn's best rate is at least as good as any other
+    assert r["best_lr_ratio"] == pytest.approx(r["bn_best_lr"] / r["plain_best_lr"])
