@@ -11,6 +11,19 @@ from engine.batchnorm import (
     running_average_batchnorm_backward,
     running_average_batchnorm_forward,
 )
+from engine.batchnorm2d import BatchNorm2d, batchnorm2d_backward, batchnorm2d_forward
+from engine.conv import (
+    AvgPool2d,
+    Conv2d,
+    Flatten,
+    MaxPool2d,
+    avgpool2d_backward,
+    avgpool2d_forward,
+    conv2d_backward,
+    conv2d_forward,
+    maxpool2d_backward,
+    maxpool2d_forward,
+)
 from engine.data import make_cats, make_spirals, train_test_split
 from engine.gradcheck import check_layer_gradients, numeric_gradient, relative_error
 from engine.layers import (
@@ -32,6 +45,14 @@ from engine.layers import (
     tanh_backward,
     tanh_forward,
 )
+from engine.layernorm import (
+    GroupNorm,
+    LayerNorm,
+    groupnorm_backward,
+    groupnorm_forward,
+    layernorm_backward,
+    layernorm_forward,
+)
 from engine.losses import logistic_loss, softmax_cross_entropy
 from engine.measure import (
     PreactivationRecorder,
@@ -50,6 +71,7 @@ from engine.normalization import (
     jitter_forward,
 )
 from engine.optim import SGD
+from engine.sequential import Sequential
 from engine.train import accuracy, minibatch_indices, predict, train, train_step
 
 __all__ = [
@@ -57,6 +79,11 @@ __all__ = [
     "batchnorm_forward", "batchnorm_backward", "batchrenorm_forward", "batchrenorm_backward",
     "running_average_batchnorm_forward", "running_average_batchnorm_backward",
     "renorm_schedule",
+    "BatchNorm2d", "batchnorm2d_forward", "batchnorm2d_backward",
+    "LayerNorm", "GroupNorm", "layernorm_forward", "layernorm_backward",
+    "groupnorm_forward", "groupnorm_backward",
+    "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "conv2d_forward", "conv2d_backward",
+    "maxpool2d_forward", "maxpool2d_backward", "avgpool2d_forward", "avgpool2d_backward",
     "make_cats", "make_spirals", "train_test_split",
     "check_layer_gradients", "numeric_gradient", "relative_error",
     "Linear", "Sigmoid", "Tanh", "ReLU", "Dropout", "init_weights",
@@ -66,6 +93,7 @@ __all__ = [
     "softmax_cross_entropy", "logistic_loss",
     "PreactivationRecorder", "internal_covariate_shift", "percentiles", "weight_gradient_norms",
     "MLP", "HiddenBlock", "build_mlp",
+    "Sequential",
     "GhostBatchNorm1d", "ghost_batchnorm_forward", "ghost_batchnorm_backward",
     "JitteredNorm", "draw_jitter", "jitter_forward", "jitter_backward",
     "SGD",
