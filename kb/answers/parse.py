@@ -41,7 +41,11 @@ SLUG = re.compile(r"[a-z0-9-]+")
 SUMMARY_LIMIT = 250
 FRONT_MATTER_REQUIRED = ("slug", "title", "question", "thread", "summary")
 FRONT_MATTER_LISTS = ("tags", "aliases", "related")
-FRONT_MATTER_OPTIONAL = ("seeds",)
+FRONT_MATTER_OPTIONAL = ("seeds", "source")
+# Where a question comes from: a forum thread (named by `thread`), or what learners commonly
+# ask next (no thread; such answers are grouped under LEARNER_QUESTIONS).
+SOURCES = ("forum", "learners")
+LEARNER_QUESTIONS = "Common learner questions"
 # A finding's sample: enough seeds for its interval to mean something, few enough to check.
 MIN_SEEDS, MAX_SEEDS = 10, 200
 CLAIM_KINDS = ("finding", "check")
@@ -240,6 +244,7 @@ class _AnswerParser:
             related=meta["related"],
             summary=meta["summary"],
             seeds=meta["seeds"],
+            source=meta["source"],
             body="".join(region.text for region in body),
             body_line=front.end_line + 1 if front is not None else 1,
             demonstrations=demos,
@@ -265,6 +270,7 @@ class _AnswerParser:
         meta: dict[str, Any] = {key: "" for key in FRONT_MATTER_REQUIRED}
         meta.update({key: [] for key in FRONT_MATTER_LISTS})
         meta["seeds"] = ()
+        meta["source"] = "forum"
         meta["slug"] = stem
         meta["title"] = stem
         if front is None:
@@ -282,6 +288,13 @@ class _AnswerParser:
                     meta[key] = value
                 else:
                     self.errors.append(AnswerError(line, f"'{key}' must be a list of text"))
+            elif key == "source":
+                if value in SOURCES:
+                    meta[key] = value
+                else:
+                    self.errors.append(AnswerError(
+                        line, f"'source' is where the question comes from: one of "
+                              f"{', '.join(SOURCES)}, got {value!r}"))
             elif key == "seeds":
                 if type(value) is int and MIN_SEEDS <= value <= MAX_SEEDS:
                     meta[key] = tuple(range(value))
@@ -295,7 +308,10 @@ class _AnswerParser:
                 self.errors.append(
                     AnswerError(line, f"unknown front matter key '{key}' (known: {known})")
                 )
-        missing = [key for key in FRONT_MATTER_REQUIRED if key not in front.values]
+        if meta["source"] == "learners" and "thread" not in front.values:
+            meta["thread"] = LEARNER_QUESTIONS
+        missing = [key for key in FRONT_MATTER_REQUIRED
+                   if key not in front.values and not (key == "thread" and meta["thread"])]
         if missing:
             self.errors.append(AnswerError(self.at(1), f"front matter lacks '{missing[0]}'"))
         if "slug" in front.values and meta["slug"] != stem:

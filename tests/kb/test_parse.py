@@ -789,3 +789,46 @@ def test_the_sample_size_is_checked(write_answer, line_of, seeds):
         parse_answer(path)
     assert caught.value.location.line == line_of(path, "seeds:")
     assert "an integer in [10, 200]" in caught.value.message
+
+
+def test_a_question_learners_ask_needs_no_forum_thread(write_answer):
+    path = write_answer("next", "Text.\n", front="""\
+        ---
+        slug: next
+        title: What next?
+        question: What do learners ask next?
+        source: learners
+        summary: A short summary.
+        ---
+        """)
+    answer = parse_answer(path)
+    assert (answer.source, answer.thread) == ("learners", "Common learner questions")
+    forum = write_answer("forum", "Text.\n")
+    assert parse_answer(forum).source == "forum"
+
+
+def test_a_forum_question_still_needs_its_thread_and_sources_are_checked(write_answer, line_of):
+    path = write_answer("nothread", "Text.\n", front="""\
+        ---
+        slug: nothread
+        title: T
+        question: Q?
+        summary: S.
+        ---
+        """)
+    with pytest.raises(AnswerError, match="front matter lacks 'thread'"):
+        parse_answer(path)
+    path = write_answer("badsource", "Text.\n", front="""\
+        ---
+        slug: badsource
+        title: T
+        question: Q?
+        thread: Th
+        source: blog
+        summary: S.
+        ---
+        """)
+    with pytest.raises(AnswerError) as caught:
+        parse_answer(path)
+    assert caught.value.location.line == line_of(path, "source: blog")
+    assert "one of forum, learners, got 'blog'" in caught.value.message
