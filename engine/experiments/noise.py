@@ -19,6 +19,15 @@ def normalize_columns(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return y, cache.mean.copy(), cache.var.copy()
 
 
+def algorithm1(batches: np.ndarray) -> np.ndarray:
+    """The first row of every column normalized by Ioffe & Szegedy's (2015) Algorithm 1,
+    written out: the batch's mean, its biased variance, then (x - mean) / sqrt(var + eps).
+    Nothing in it is random: the value depends on the batch alone."""
+    mean = batches.mean(axis=0)
+    var = ((batches - mean) ** 2).mean(axis=0)
+    return (batches[0] - mean) / np.sqrt(var + EPS)
+
+
 @experiment(
     "batch_stat_noise",
     params={
@@ -52,7 +61,11 @@ def batch_stat_noise(rng, min_batch, max_batch, small_batch, large_batch, trials
     ``var_var``/``var_var_theory``, ``example_spread``/``example_spread_theory``; the
     largest relative deviations from theory (``mean_var_rel_error``, ``var_var_rel_error``);
     at the two compared sizes ``spread_small``, ``spread_large``, their ratio
-    ``spread_ratio`` and its theory sqrt(large / small); ``dropout_spread`` and
+    ``spread_ratio`` and its theory sqrt(large / small); ``algorithm1_max_diff``, the
+    largest difference between the engine's normalized value of the tracked example and
+    ``algorithm1`` recomputed from the same batch, and ``repeat_max_diff``, the largest
+    difference between two normalizations of the same batches (both over every size and
+    trial: the jitter is a function of the companions alone); ``dropout_spread`` and
     ``dropout_to_bn_small`` (dropout's spread over batch norm's at the small batch); the
     normalized values of the example at the small and large batch (``values_small``,
     ``values_large``); and the parameters.
@@ -65,7 +78,8 @@ def batch_stat_noise(rng, min_batch, max_batch, small_batch, large_batch, trials
     sizes = batch_sizes_between(min_batch, max_batch, (small_batch, large_batch))
     example_value = mean + example_z * std
 
-    mean_var, var_var, spread = (np.empty(len(sizes)) for _ in range(3))
+    mean_var, var_var, spread, by_hand_diff, repeat_diff = (np.empty(len(sizes))
+                                                            for _ in range(5))
     values = {}
     for i, m in enumerate(sizes):
         batches = mean + std * rng.standard_normal((m, trials))
@@ -75,6 +89,8 @@ def batch_stat_noise(rng, min_batch, max_batch, small_batch, large_batch, trials
         batches[0] = example_value  # the tracked example, with m - 1 random companions
         normalized, _, _ = normalize_columns(batches)
         spread[i] = normalized[0].std()
+        by_hand_diff[i] = np.max(np.abs(normalized[0] - algorithm1(batches)))
+        repeat_diff[i] = np.max(np.abs(normalize_columns(batches)[0] - normalized))
         if m in (small_batch, large_batch):
             values[int(m)] = normalized[0].copy()
 
@@ -95,6 +111,8 @@ def batch_stat_noise(rng, min_batch, max_batch, small_batch, large_batch, trials
         "var_var_rel_error": float(np.max(np.abs(var_var / var_var_theory - 1))),
         "example_spread": spread,
         "example_spread_theory": spread_theory,
+        "algorithm1_max_diff": float(by_hand_diff.max()),
+        "repeat_max_diff": float(repeat_diff.max()),
         "spread_small": float(spread[small]),
         "spread_large": float(spread[large]),
         "spread_ratio": float(spread[small] / spread[large]),

@@ -152,13 +152,16 @@ def bn_noise_regularization(rng, train_size, test_size, image_noise, width, dept
     return result
 
 
-def unit_ablation_effects(mlp, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unit_ablation_effects(mlp, x: np.ndarray, y: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What removing each unit of the last hidden layer (setting its output to 0) does to
-    the two-class decision margin m = logit_1 - logit_0 on inputs ``x`` (inference mode).
+    the two-class decision margin m = logit_1 - logit_0 on inputs ``x`` with labels ``y``
+    (inference mode).
 
     The output layer is linear, so removing unit j changes the margin by exactly
     -h_j (W_j1 - W_j0); no extra forward pass is needed. Returns per unit the mean |change|
-    relative to the mean |margin|, and the fraction of inputs whose prediction flips."""
+    relative to the mean |margin|, the fraction of inputs whose prediction flips, and the
+    accuracy lost (accuracy with every unit minus accuracy without unit j)."""
     h = x
     for block in mlp.hidden:
         h = block.forward(h, training=False)
@@ -166,8 +169,10 @@ def unit_ablation_effects(mlp, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     margin = h @ (W[:, 1] - W[:, 0]) + (b[1] - b[0])
     change = -h * (W[:, 1] - W[:, 0])  # (inputs, units)
     effect = np.abs(change).mean(axis=0) / np.abs(margin).mean()
-    flips = ((margin[:, None] + change > 0) != (margin[:, None] > 0)).mean(axis=0)
-    return effect, flips
+    removed = margin[:, None] + change > 0
+    flips = (removed != (margin[:, None] > 0)).mean(axis=0)
+    accuracy_drop = np.mean((margin > 0) == y) - (removed == y[:, None]).mean(axis=0)
+    return effect, flips, accuracy_drop
 
 
 @experiment(
@@ -189,9 +194,9 @@ def unit_reliance(rng, train_size, test_size, image_noise, width, depth, epochs,
     Each unit of the last hidden layer is removed in turn (``unit_ablation_effects``) on
     the test pictures. Returns, for each network N: ``N_effects`` (per-unit effect on the
     margin, sorted, largest first), ``N_top_effect`` (the largest), ``N_top_flips`` (the
-    largest fraction of test predictions one unit's removal flips), ``N_effective_units``
-    ((sum e)^2 / sum e^2 of the effects: how many units share the work), ``N_test_acc``;
-    and ``ghost_batch``, ``width``.
+    largest fraction of test predictions one unit's removal flips), ``N_top_acc_drop`` (the
+    most test accuracy one unit's removal costs), ``N_test_acc``; and ``ghost_batch``,
+    ``width``.
     """
     _check_ghosts(train_size, ghost_batch=ghost_batch)
     task = overfitting_task(rng, train_size, test_size, image_noise)
@@ -200,12 +205,12 @@ def unit_reliance(rng, train_size, test_size, image_noise, width, depth, epochs,
     result = {}
     for name, options in variants.items():
         mlp = train_network(init_seed, order_seed, task, width, depth, epochs, lr, **options)
-        effect, flips = unit_ablation_effects(mlp, task[2])
+        effect, flips, accuracy_drop = unit_ablation_effects(mlp, task[2], task[3])
         result.update({
             f"{name}_effects": np.sort(effect)[::-1],
             f"{name}_top_effect": float(effect.max()),
             f"{name}_top_flips": float(flips.max()),
-            f"{name}_effective_units": float(effect.sum() ** 2 / np.sum(effect**2)),
+            f"{name}_top_acc_drop": float(accuracy_drop.max()),
             f"{name}_test_acc": evaluate(mlp, task)["test_acc"],
         })
     result.update({"ghost_batch": ghost_batch, "width": width})

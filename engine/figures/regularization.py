@@ -44,9 +44,9 @@ def draw_unit_effects(result, fig):
               ("ghost", f"BN, ghost batch {result['ghost_batch']}", "tab:cyan"))
     for name, label, color in series:
         effects = result[f"{name}_effects"]
-        sharing = result[f"{name}_effective_units"]
+        flips = result[f"{name}_top_flips"]
         ax.semilogy(np.arange(1, len(effects) + 1), effects, color=color,
-                    label=f"{label} (~{sharing:.0f} units share the work)")
+                    label=f"{label} (top unit flips {flips:.1%} of predictions)")
     ax.set_xlabel("hidden unit of the last layer, most important first")
     ax.set_ylabel("change of the decision margin\nwhen the unit is removed (relative)")
     ax.set_title("How much the output leans on each single unit")

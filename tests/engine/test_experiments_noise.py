@@ -55,3 +55,19 @@ def test_dropout_spread_is_its_analytic_value(run):
 def test_batch_sizes_between():
     assert list(batch_sizes_between(8, 64)) == [8, 16, 32, 64]
     assert list(batch_sizes_between(10, 40, (24,))) == [10, 16, 24, 32, 40]
+
+
+def test_the_jitter_is_algorithm_1_of_the_batch_and_nothing_else(run):
+    r = run(EXPERIMENT)
+    # The engine's value is Algorithm 1 recomputed from the batch (to rounding), and the same
+    # batch normalized again gives the same values: no draw of its own.
+    assert r["algorithm1_max_diff"] < 1e-12
+    assert r["repeat_max_diff"] == 0.0
+
+
+def test_algorithm1_is_the_normalization_of_the_first_row():
+    from engine.experiments.noise import algorithm1
+    batches = np.array([[1.0, 0.0], [3.0, 2.0], [5.0, 4.0]])
+    # column 0: mean 3, biased variance 8/3; column 1: mean 2, same variance
+    expected = np.array([-2.0, -2.0]) / np.sqrt(8 / 3 + 1e-5)
+    np.testing.assert_allclose(algorithm1(batches), expected)

@@ -26,7 +26,9 @@ def test_result_keys(run):
         assert effects.shape == (FAST["width"],)
         assert np.all(np.diff(effects) <= 0)
         assert reliance[f"{name}_top_effect"] == effects[0]
-        assert 1 <= reliance[f"{name}_effective_units"] <= FAST["width"]
+        assert 0 <= reliance[f"{name}_top_flips"] <= 1
+        # removing a unit can cost at most the predictions it flips
+        assert reliance[f"{name}_top_acc_drop"] <= reliance[f"{name}_top_flips"]
 
 
 @pytest.mark.parametrize("name, overrides", [
@@ -44,7 +46,8 @@ def test_unit_ablation_effects_match_a_real_removal():
     rng = np.random.default_rng(1)
     mlp = build_mlp(rng, 5, 2, 2, 6)
     x = rng.standard_normal((40, 5))
-    effect, flips = unit_ablation_effects(mlp, x)
+    y = rng.integers(2, size=40)
+    effect, flips, accuracy_drop = unit_ablation_effects(mlp, x, y)
     logits = mlp.forward(x, training=False)
     margin = logits[:, 1] - logits[:, 0]
     h = mlp.hidden[-1].forward(mlp.hidden[0].forward(x, training=False), training=False)
@@ -56,3 +59,5 @@ def test_unit_ablation_effects_match_a_real_removal():
         assert effect[j] == pytest.approx(np.abs(new_margin - margin).mean()
                                           / np.abs(margin).mean())
         assert flips[j] == np.mean((new_margin > 0) != (margin > 0))
+        assert accuracy_drop[j] == pytest.approx(np.mean((margin > 0) == y)
+                                                 - np.mean((new_margin > 0) == y))
