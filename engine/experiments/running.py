@@ -19,6 +19,7 @@ NORMS = ("batch", "running", "renorm")  # BatchNorm1d, RunningAverageBatchNorm1d
 CLASSES = 3
 MAX_BATCH_SIZES = 4
 DIVERGED = 1e10  # a parameter or statistic this large (or not finite) means the run blew up
+ROUNDING = 1e-9  # a bias norm below this is rounding error (batch norm's biases get no gradient)
 
 
 def parse_batch_sizes(text: str, low: int = 2, high: int = 256) -> np.ndarray:
@@ -121,6 +122,9 @@ def running_averages_in_training(rng, batch_sizes, steps, lr, momentum, depth, w
     over the batch sizes: ``acc_<norm>`` (test accuracy in inference mode; 0 for a diverged
     run), ``diverged_<norm>`` (bool), ``bias_<norm>`` (L2 norm of the hidden layers'
     biases, which every normalization here cancels, at the last finite record),
+    ``bias_growth_<norm>`` (that norm over the one recorded halfway through training: how
+    much the biases still grew in the second half; 1 where the halfway norm is rounding
+    error, below ``ROUNDING``, or the run had diverged by then),
     ``disagree_<norm>`` and ``gap_<norm>`` (``training_mode_disagreement`` on the test set
     with batches of m; 1 and 0 for a diverged run); and curves of shape (batch sizes, T):
     ``bias_curve_<norm>`` and ``loss_curve_<norm>`` (mean training loss since the previous
@@ -143,7 +147,7 @@ def running_averages_in_training(rng, batch_sizes, steps, lr, momentum, depth, w
 
     out = {}
     for norm in NORMS:
-        acc, bias, disagree, gap = (np.zeros(len(sizes)) for _ in range(4))
+        acc, bias, growth, disagree, gap = (np.zeros(len(sizes)) for _ in range(5))
         diverged = np.zeros(len(sizes), dtype=bool)
         bias_curve, loss_curve = (np.full((len(sizes), len(record_steps)), np.nan)
                                   for _ in range(2))
@@ -178,12 +182,16 @@ def running_averages_in_training(rng, batch_sizes, steps, lr, momentum, depth, w
             diverged[i] = _blown_up(model)
             recorded = bias_curve[i][~np.isnan(bias_curve[i])]
             bias[i] = recorded[-1] if len(recorded) else initial_bias
+            middle = bias_curve[i][(len(record_steps) - 1) // 2]
+            # How much the biases grew over the second half of training (1: not at all).
+            growth[i] = bias[i] / middle if np.isfinite(middle) and middle > ROUNDING else 1.0
             if diverged[i]:
                 disagree[i] = 1.0
                 continue
             acc[i] = accuracy(model, x_test, y_test)
             disagree[i], gap[i] = training_mode_disagreement(model, x_test, int(m), probe_rng)
         out.update({f"acc_{norm}": acc, f"diverged_{norm}": diverged, f"bias_{norm}": bias,
+                    f"bias_growth_{norm}": growth,
                     f"disagree_{norm}": disagree, f"gap_{norm}": gap,
                     f"bias_curve_{norm}": bias_curve, f"loss_curve_{norm}": loss_curve})
     out.update({"batch_sizes": sizes, "record_steps": record_steps, "steps": steps, "lr": lr,

@@ -21,7 +21,7 @@ def test_result_keys_and_shapes(run):
     assert list(r["batch_sizes"]) == [4, 16]
     assert list(r["record_steps"]) == [19, 39, 59, 79, 99]
     for norm in NORMS:
-        for key in ("acc", "diverged", "bias", "disagree", "gap"):
+        for key in ("acc", "diverged", "bias", "bias_growth", "disagree", "gap"):
             assert r[f"{key}_{norm}"].shape == (2,), (key, norm)
         assert r[f"bias_curve_{norm}"].shape == r[f"loss_curve_{norm}"].shape == (2, 5)
 
@@ -47,6 +47,9 @@ def test_only_the_running_average_variant_moves_the_biases_it_normalizes_away(ru
     # batch norm and Batch Renorm subtract the batch mean, so the bias gets no gradient
     assert np.all(r["bias_batch"] < 1e-9) and np.all(r["bias_renorm"] < 1e-9)
     assert np.all(r["bias_running"] > 1.0)
+    # ... and they are still growing in the second half of training; the others do not move
+    assert np.all(r["bias_growth_running"] > 1.0)
+    assert np.all(r["bias_growth_batch"] == 1.0) and np.all(r["bias_growth_renorm"] == 1.0)
     # the running-average variant's training and inference outputs agree better than batch
     # norm's at the larger batch, where its averages are steady
     assert r["disagree_running"][1] < r["disagree_batch"][1]
@@ -57,7 +60,7 @@ def test_a_blown_up_run_is_reported_not_propagated_as_nan(run):
     assert r["diverged_running"][0]
     assert r["acc_running"][0] == 0.0 and r["disagree_running"][0] == 1.0
     for norm in NORMS:
-        for key in ("acc", "bias", "disagree", "gap"):
+        for key in ("acc", "bias", "bias_growth", "disagree", "gap"):
             assert np.all(np.isfinite(r[f"{key}_{norm}"]))
 
 
