@@ -132,11 +132,15 @@ def cats_covariate_shift(rng, n_train, n_test, size, mixed_fraction, depth, widt
     mean over units of |mean difference| / black std (``standardized_shift``):
     ``input_shift`` (pixels), ``hidden_shift_plain``, ``hidden_shift_bn`` (per hidden
     layer, inference mode) and ``hidden_shift_adabn`` (the adapted model on coloured
-    pictures against the ``bn`` model on black ones: the first layer's is 0 up to eps by
-    construction). For the figure: the pre-activation of the median-shift unit of each layer
-    of the first ``bn`` model (``unit_black``, ``unit_colour``, ``unit_adabn``, shape
-    (depth, n_test)), and a few pictures (``pictures_black``, ``pictures_colour``, with
-    ``labels_black``, ``labels_colour``). Parameters are echoed.
+    pictures against the ``bn`` model on black ones: by construction the adapted model's
+    units have on coloured cats the mean the running averages give them on the data they
+    were collected on, so what is left is the running averages' own error on black cats);
+    ``hidden_shift_null_plain`` and ``hidden_shift_null_bn``, the same measure between two
+    independent samples of black test cats (the measure's noise floor). For the figure: the
+    pre-activation of the median-shift unit of each layer of the first ``bn`` model
+    (``unit_black``, ``unit_colour``, ``unit_adabn``, shape (depth, n_test)), and a few
+    pictures (``pictures_black``, ``pictures_colour``, with ``labels_black``,
+    ``labels_colour``). Parameters are echoed.
     """
     if batch > n_train:
         raise ParameterError(f"parameter 'batch' = {batch} must be <= n_train = {n_train}")
@@ -145,6 +149,9 @@ def cats_covariate_shift(rng, n_train, n_test, size, mixed_fraction, depth, widt
     x_mixed, y_mixed = make_cats(data_rng, n_train, mixed_fraction, size=size)
     xt_black, yt_black = make_cats(data_rng, n_test, "black", size=size)
     xt_colour, yt_colour = make_cats(data_rng, n_test, "colour", size=size)
+    # A second sample of black test cats: how far the shift measure moves between two samples
+    # of the same distribution (its noise floor).
+    xt_black2, _ = make_cats(data_rng, n_test, "black", size=size)
     training_sets = {"black": (x_black, y_black), "mixed": (x_mixed, y_mixed)}
     seeds = train_rng.integers(2**63, size=repeats)
 
@@ -152,6 +159,7 @@ def cats_covariate_shift(rng, n_train, n_test, size, mixed_fraction, depth, widt
     acc_colour = {name: np.empty(repeats) for name, *_ in VARIANTS}
     adabn_colour, adabn_black, mixed_adabn_colour = (np.empty(repeats) for _ in range(3))
     shift_plain, shift_bn, shift_adabn = (np.zeros(depth) for _ in range(3))
+    null_plain, null_bn = np.zeros(depth), np.zeros(depth)
     unit_black, unit_colour, unit_adabn = (np.empty((depth, n_test)) for _ in range(3))
     for r, seed in enumerate(seeds):
         models = {}
@@ -170,12 +178,17 @@ def cats_covariate_shift(rng, n_train, n_test, size, mixed_fraction, depth, widt
             with_reestimated_statistics(models["bn_mixed"], xt_colour), xt_colour, yt_colour)
 
         z_plain = zip(_preactivations(models["plain"], xt_black),
-                      _preactivations(models["plain"], xt_colour))
+                      _preactivations(models["plain"], xt_colour),
+                      _preactivations(models["plain"], xt_black2))
         z_bn_black = _preactivations(models["bn"], xt_black)
         z_bn_colour = _preactivations(models["bn"], xt_colour)
+        z_bn_black2 = _preactivations(models["bn"], xt_black2)
         z_adabn = _preactivations(adapted, xt_colour)
-        for layer, (black, colour) in enumerate(z_plain):
+        for layer, (black, colour, black2) in enumerate(z_plain):
             shift_plain[layer] += standardized_shift(black, colour)[1].mean() / repeats
+            null_plain[layer] += standardized_shift(black, black2)[1].mean() / repeats
+            null_bn[layer] += standardized_shift(z_bn_black[layer],
+                                                 z_bn_black2[layer])[1].mean() / repeats
             units, per_unit = standardized_shift(z_bn_black[layer], z_bn_colour[layer])
             shift_bn[layer] += per_unit.mean() / repeats
             shift_adabn[layer] += standardized_shift(z_bn_black[layer],
@@ -203,6 +216,8 @@ def cats_covariate_shift(rng, n_train, n_test, size, mixed_fraction, depth, widt
         "hidden_shift_plain": shift_plain,
         "hidden_shift_bn": shift_bn,
         "hidden_shift_adabn": shift_adabn,
+        "hidden_shift_null_plain": null_plain,
+        "hidden_shift_null_bn": null_bn,
         "unit_black": unit_black,
         "unit_colour": unit_colour,
         "unit_adabn": unit_adabn,

@@ -20,7 +20,8 @@ def test_result_keys_and_shapes(run):
         for key in (f"acc_black_{name}", f"acc_colour_{name}", f"gap_{name}"):
             assert isinstance(r[key], float), key
         assert r[f"colour_{name}"].shape == (2,)
-    for key in ("hidden_shift_plain", "hidden_shift_bn", "hidden_shift_adabn"):
+    for key in ("hidden_shift_plain", "hidden_shift_bn", "hidden_shift_adabn",
+                "hidden_shift_null_plain", "hidden_shift_null_bn"):
         assert r[key].shape == (3,)
     for key in ("unit_black", "unit_colour", "unit_adabn"):
         assert r[key].shape == (3, SMALL["n_test"])
@@ -40,6 +41,10 @@ def test_black_training_does_not_transfer_but_mixed_training_does(run):
     assert r["acc_black_bn"] > 0.9 and r["acc_black_plain"] > 0.9
     assert r["gap_bn"] > 0.1 and r["gap_plain"] > 0.1
     assert r["acc_colour_bn_mixed"] > r["acc_colour_bn"] + 0.1
+    # the change of palette moves the hidden units far beyond what a second sample of black
+    # cats does (the measure's noise floor), with and without batch norm
+    assert np.all(r["hidden_shift_plain"] > 3 * r["hidden_shift_null_plain"])
+    assert np.all(r["hidden_shift_bn"] > 3 * r["hidden_shift_null_bn"])
     # re-estimating the statistics realigns every unit's mean on the coloured cats
     assert np.all(r["hidden_shift_adabn"] < 0.3 * r["hidden_shift_bn"])
 
