@@ -1,6 +1,6 @@
 """How far a deep layer's inputs move when earlier layers change, with and without batch norm.
 
-Four experiments on the "cats" pictures (``engine.data.make_cats``), each training or probing
+Five experiments on the "cats" pictures (``engine.data.make_cats``), each training or probing
 a plain network and a batch-norm network (batch norm before every nonlinearity) that start
 from the same weights and see the same mini-batches:
 
@@ -9,8 +9,11 @@ from the same weights and see the same mini-batches:
 - ``first_layer_perturbation``: change the first layer's weights and follow the change
   through every later layer;
 - ``drift_by_depth``: during training, how much of each layer's input change comes from
-  the earlier layers, layer by layer;
-- ``moving_early_layers``: the later layers learn while the early layers keep moving.
+  the earlier layers, layer by layer, over the same training progress in both networks;
+- ``moving_early_layers``: the later layers learn while the early layers move along a
+  path chosen in advance;
+- ``concurrent_updates``: during ordinary training, how much of the later layers'
+  progress the early layers' simultaneous steps undo.
 
 Every change of a layer's values is split by ``change_parts`` into the part that moves each
 unit's mean and spread (which batch norm removes) and the part that moves individual
@@ -29,7 +32,7 @@ from engine.losses import softmax_cross_entropy
 from engine.measure import FIGURE1_PERCENTILES, layer_of_parameter
 from engine.optim import SGD
 from engine.registry import Param, ParameterError, experiment
-from engine.train import minibatch_indices, train
+from engine.train import minibatch_indices, train, train_step
 
 CLASSES = 2  # cat or not
 PROBE = 300  # pictures on which layers are measured (a fixed set, also one batch for norms)
@@ -38,6 +41,12 @@ PROBE = 300  # pictures on which layers are measured (a fixed set, also one batc
 # state.
 PROBE_NORM = {"track_running_stats": False}
 ACTIVATION = Param(str, "tanh", doc="nonlinearity", choices=("tanh", "sigmoid", "relu"))
+# The parameters of the training runs that are the same in every experiment that trains.
+WIDTH = Param(int, 64, 8, 256, "units per hidden layer")
+MINIBATCHES = {
+    "batch": Param(int, 60, 8, 500, "mini-batch size"),
+    "train_size": Param(int, 1200, 200, 10000, "training pictures"),
+}
 
 
 def cats_task(rng: np.random.Generator, n: int, standardize: bool):
@@ -86,6 +95,12 @@ def probe_layers(mlp, probe: np.ndarray) -> tuple[list[np.ndarray], list[np.ndar
     # without touching the network's own backward caches.
     outputs.append(type(mlp.hidden[-1].activation)().forward(pre[-1]))
     return pre, outputs
+
+
+def probe_loss(mlp, x: np.ndarray, y: np.ndarray) -> float:
+    """The loss on (x, y) in inference mode (batch norm: the statistics of x)."""
+    loss, _ = softmax_cross_entropy(mlp.forward(x, training=False), y)
+    return loss
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,10 +248,16 @@ def first_layer_perturbation(rng, depth, width, activation, size, standardize, t
     pre-activations is zero by construction (they are gamma xhat + beta); the measurement
     says how large the per-example part is, layer by layer.
 
+    A layer's output (after the nonlinearity) is what the next layer's weights read: with
+    batch norm its mean and spread are not pinned (tanh of a unit with a fixed mean and
+    spread can still change its mean and spread), so it is split the same way.
+
     Returns ``layers`` (1..depth) and, for each network ``plain``/``bn`` and kind, arrays over
     the layers: ``{net}_{kind}_dist`` and ``{net}_{kind}_example`` (pre-activation parts),
-    ``{net}_{kind}_total`` (their hypot), ``{net}_{kind}_output`` (RMS change of the layer's
-    output over its RMS spread); and the parameters.
+    ``{net}_{kind}_total`` (their hypot), ``{net}_{kind}_out_dist`` and
+    ``{net}_{kind}_out_example`` (the output's parts), ``{net}_{kind}_output`` (their hypot:
+    RMS change of the output over its RMS spread); ``{net}_probe_loss`` (the loss on the
+    probe set before the change, which says how far training got); and the parameters.
     """
     x, y = cats_task(rng, max(PROBE, 600), standardize)
     probe, probe_y = x[:PROBE], y[:PROBE]
@@ -252,6 +273,7 @@ def first_layer_perturbation(rng, depth, width, activation, size, standardize, t
         if random_direction is None:  # the same random direction for both networks
             random_direction = np.random.default_rng(direction_seed).standard_normal(W.shape)
         W_before = W.copy()
+        result[f"{label}_probe_loss"] = probe_loss(mlp, probe, probe_y)
         pre_before, out_before = probe_layers(mlp, probe)
         for kind in PERTURBATIONS:
             direction = perturbation_direction(kind, mlp, probe, probe_y, random_direction)
@@ -265,6 +287,8 @@ def first_layer_perturbation(rng, depth, width, activation, size, standardize, t
                 f"{label}_{kind}_example": parts[:, 1],
                 f"{label}_{kind}_total": np.hypot(parts[:, 0], parts[:, 1]),
                 f"{label}_{kind}_output": np.hypot(outputs[:, 0], outputs[:, 1]),
+                f"{label}_{kind}_out_dist": outputs[:, 0],
+                f"{label}_{kind}_out_example": outputs[:, 1],
             })
     result.update({"layers": np.arange(1, depth + 1), "depth": depth, "width": width,
                    "size": size, "activation": activation, "standardize": standardize,
@@ -310,79 +334,104 @@ def shift_from_earlier_layers(mlp, earlier_params, earlier_pre, probe) -> np.nda
     return np.array(rows)
 
 
+class Checkpoint:
+    """Every hidden layer's pre-activation on the probe set and a copy of its parameters, at
+    one moment of training."""
+
+    def __init__(self, mlp, probe: np.ndarray, step: int):
+        mlp.forward(probe, training=False)
+        self.pre = [z.copy() for z in mlp.preactivations]
+        self.params = layer_parameters(mlp)
+        self.step = step
+
+
+def train_between_losses(mlp, lr: float, x, y, probe, probe_y, order_seed: int, batch: int,
+                         loss_from: float, loss_to: float, max_steps: int):
+    """Plain SGD on ``mlp`` until its probe loss first falls to ``loss_to``; returns the
+    ``Checkpoint`` taken when it first fell to ``loss_from`` (step 0 if it starts there) and
+    the number of steps taken. The probe loss is evaluated after every step. Raises
+    RuntimeError when ``loss_to`` is not reached within ``max_steps`` steps."""
+    optimizer = SGD(mlp.params(), lr)
+    batches = minibatch_indices(np.random.default_rng(order_seed), len(x), batch)
+    start = Checkpoint(mlp, probe, 0) if probe_loss(mlp, probe, probe_y) <= loss_from else None
+    for step in range(1, max_steps + 1):
+        rows = next(batches)
+        train_step(mlp, optimizer, x[rows], y[rows])
+        loss = probe_loss(mlp, probe, probe_y)
+        if start is None and loss <= loss_from:
+            start = Checkpoint(mlp, probe, step)
+        elif start is not None and loss <= loss_to:
+            return start, step
+    raise RuntimeError(f"the probe loss did not fall to loss_to = {loss_to} within "
+                       f"max_steps = {max_steps} steps (lr = {lr})")
+
+
 @experiment(
     "drift_by_depth",
     params={
         "depth": Param(int, 8, 2, 16, "hidden layers"),
-        "width": Param(int, 64, 8, 256, "units per hidden layer"),
+        "width": WIDTH,
         "activation": ACTIVATION,
         "standardize": Param(bool, False, doc="standardize the input features"),
         "lr": Param(float, 0.02, 1e-4, 1.0, "learning rate (plain SGD, both networks)"),
-        "steps": Param(int, 300, 20, 5000, "SGD steps"),
-        "interval": Param(int, 50, 5, 1000, "steps between two checkpoints"),
-        "batch": Param(int, 60, 8, 500, "mini-batch size"),
-        "train_size": Param(int, 1200, 200, 10000, "training pictures"),
+        "loss_from": Param(float, 0.6, 1e-3, 5.0,
+                           "probe loss at which the measured stretch of training starts"),
+        "loss_to": Param(float, 0.3, 1e-4, 5.0,
+                         "probe loss at which it ends (below loss_from)"),
+        "max_steps": Param(int, 1000, 10, 20000,
+                           "SGD steps allowed to reach loss_to (else the run fails)"),
+        **MINIBATCHES,
     },
     figures=("drift_by_depth",),
 )
-def drift_by_depth(rng, depth, width, activation, standardize, lr, steps, interval, batch,
-                   train_size):
-    """Layer by layer, how much a layer's inputs move during training because of the layers
-    below it, without and with batch norm.
+def drift_by_depth(rng, depth, width, activation, standardize, lr, loss_from, loss_to,
+                   max_steps, batch, train_size):
+    """Layer by layer, how far a layer's inputs move because of the layers below it while the
+    network makes a given amount of progress, without and with batch norm.
 
-    At checkpoints every ``interval`` steps, each hidden layer's pre-activation on a fixed
-    probe set is compared with what it is at the next checkpoint when the layer's own
-    parameters are held at their old values (``shift_from_earlier_layers``): the difference
-    is caused by the layers below alone, the internal covariate shift that this layer sees.
-    It is split by ``change_parts`` into the distribution part and the per-example part and
-    averaged over the intervals. The first layer's input is the data, so it never moves.
+    The two networks learn at different speeds, so a shift per step would compare networks
+    at different stages of learning. Here each network is measured over the same progress:
+    from the moment its loss on a fixed probe set first falls to ``loss_from`` (checkpoint)
+    to the moment it first falls to ``loss_to``, however many steps each takes. At the end,
+    each hidden layer's pre-activation on the probe set is recomputed with ITS OWN
+    parameters held at the checkpoint (``shift_from_earlier_layers``): the difference from
+    the checkpoint is caused by the layers below alone, the internal covariate shift that
+    this layer would have to adapt to. It is split by ``change_parts`` into the
+    distribution part and the per-example part. The first layer's input is the data, so it
+    never moves.
 
     Returns ``layers`` (1..depth); per network ``plain``/``bn``: ``{net}_dist``,
-    ``{net}_example``, ``{net}_total`` (depth,), averaged over the intervals, the same per
-    interval as ``{net}_dist_by_interval`` etc. (intervals, depth), ``{net}_loss``; the
-    growth with depth (last layer over layer 2) ``plain_dist_growth``,
-    ``plain_example_growth``, ``plain_total_growth``, ``bn_example_growth``; and the
-    parameters. Requires depth >= 2.
+    ``{net}_example``, ``{net}_total`` (depth,), ``{net}_step_from``, ``{net}_step_to``
+    and ``{net}_steps`` (steps between the two); the growth with depth (last layer over
+    layer 2) ``plain_dist_growth``, ``plain_example_growth``, ``plain_total_growth``,
+    ``bn_example_growth``, ``bn_total_growth``; and the parameters. Requires depth >= 2.
     """
     check_batch_fits(train_size, batch)
-    if interval > steps:
-        raise ParameterError(f"interval = {interval} must be <= steps = {steps}")
+    if not loss_to < loss_from:
+        raise ParameterError(f"loss_to = {loss_to} must be below loss_from = {loss_from}")
     x, y = cats_task(rng, train_size, standardize)
-    probe = x[:PROBE]
+    probe, probe_y = x[:PROBE], y[:PROBE]
     init_seed, order_seed = (int(s) for s in rng.integers(2**63, size=2))
     result = {}
     for label, mlp in twin_mlps(init_seed, x.shape[1], CLASSES, depth, width, activation,
                                 norm_kwargs=PROBE_NORM).items():
-        checkpoint = {}
-        shifts = []
-
-        def take_checkpoint(model):
-            model.forward(probe, training=False)
-            checkpoint["pre"] = [z.copy() for z in model.preactivations]
-            checkpoint["params"] = layer_parameters(model)
-
-        def after_step(step, loss, model):
-            if (step + 1) % interval == 0:
-                shifts.append(shift_from_earlier_layers(model, checkpoint["params"],
-                                                        checkpoint["pre"], probe))
-                take_checkpoint(model)
-
-        take_checkpoint(mlp)
-        losses = train(mlp, SGD(mlp.params(), lr), x, y, np.random.default_rng(order_seed),
-                       steps, batch, callback=after_step)
-        shifts = np.array(shifts)  # (intervals, depth, 2)
-        dist, example = shifts[..., 0], shifts[..., 1]
-        total = np.hypot(dist, example)
-        for name, values in (("dist", dist), ("example", example), ("total", total)):
-            result[f"{label}_{name}"] = values.mean(axis=0)
-            result[f"{label}_{name}_by_interval"] = values
-        result[f"{label}_loss"] = final_loss(losses)
+        start, end = train_between_losses(mlp, lr, x, y, probe, probe_y, order_seed, batch,
+                                          loss_from, loss_to, max_steps)
+        shift = shift_from_earlier_layers(mlp, start.params, start.pre, probe)
+        result.update({
+            f"{label}_dist": shift[:, 0],
+            f"{label}_example": shift[:, 1],
+            f"{label}_total": np.hypot(shift[:, 0], shift[:, 1]),
+            f"{label}_step_from": start.step,
+            f"{label}_step_to": end,
+            f"{label}_steps": end - start.step,
+        })
     # Growth from layer 2 (the first whose input can move) to the last; batch norm's
     # distribution part is zero up to eps, so it has no meaningful growth.
-    for key in ("plain_dist", "plain_example", "plain_total", "bn_example"):
+    for key in ("plain_dist", "plain_example", "plain_total", "bn_example", "bn_total"):
         result[f"{key}_growth"] = float(result[key][-1] / result[key][1])
     result.update({"layers": np.arange(1, depth + 1), "depth": depth, "lr": lr,
-                   "steps": steps, "interval": interval, "activation": activation,
+                   "loss_from": loss_from, "loss_to": loss_to, "activation": activation,
                    "standardize": standardize})
     return result
 
@@ -433,24 +482,18 @@ class EarlyLayerDrift:
                     / np.linalg.norm(d) * d
 
 
-def probe_loss(mlp, x: np.ndarray, y: np.ndarray) -> float:
-    loss, _ = softmax_cross_entropy(mlp.forward(x, training=False), y)
-    return loss
-
-
 @experiment(
     "moving_early_layers",
     params={
         "depth": Param(int, 6, 2, 12, "hidden layers"),
         "early": Param(int, 3, 1, 11, "early hidden layers that move instead of learning"),
-        "width": Param(int, 64, 8, 256, "units per hidden layer"),
+        "width": WIDTH,
         "activation": ACTIVATION,
         "size": Param(float, 1.0, 0.0, 3.0, "how far the early layers move by the end"),
         "standardize": Param(bool, True, doc="standardize the input features"),
         "lr": Param(float, 0.05, 1e-4, 1.0, "learning rate of the later layers (plain SGD)"),
         "steps": Param(int, 300, 20, 5000, "SGD steps"),
-        "batch": Param(int, 60, 8, 500, "mini-batch size"),
-        "train_size": Param(int, 1200, 200, 10000, "training pictures"),
+        **MINIBATCHES,
     },
     figures=("later_layers_learning",),
 )
@@ -513,5 +556,110 @@ def moving_early_layers(rng, depth, early, width, activation, size, standardize,
             result[f"{label}_{kind}_excess"] = float(np.mean(
                 result[f"{label}_{kind}_losses"][steps // 2:] - static_late))
     result.update({"depth": depth, "early": early, "size": size, "steps": steps, "lr": lr,
+                   "activation": activation, "standardize": standardize})
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# During ordinary training: how much of the later layers' learning the earlier layers' own
+# concurrent updates undo.
+
+
+def step_interaction(mlp, params: dict[str, np.ndarray], early: list[str], late: list[str],
+                     x: np.ndarray, y: np.ndarray, lr: float) -> tuple[float, float, float, float]:
+    """One plain SGD step on the batch (x, y), taken by all parameters at once as usual, and
+    the batch loss at the four corners of that step: (L00, L01, L10, L11), where the first
+    index says whether the ``early`` parameters have taken their step and the second whether
+    the ``late`` ones have. Every loss is computed in training mode on the same batch (batch
+    norm: its statistics). On return the model has taken the whole step (L11)."""
+    before, dlogits = softmax_cross_entropy(mlp.forward(x, training=True), y)
+    mlp.backward(dlogits, need_dx=False)
+    grads = mlp.grads()
+    update = {name: -lr * grads[name] for name in early + late}
+
+    def move(names, sign=1.0):
+        for name in names:
+            params[name] += sign * update[name]
+
+    def batch_loss():
+        return softmax_cross_entropy(mlp.forward(x, training=True), y)[0]
+
+    move(late)
+    late_only = batch_loss()
+    move(early)
+    both = batch_loss()
+    move(late, -1.0)
+    early_only = batch_loss()
+    move(late)
+    return before, late_only, early_only, both
+
+
+@experiment(
+    "concurrent_updates",
+    params={
+        "depth": Param(int, 6, 2, 12, "hidden layers"),
+        "early": Param(int, 3, 1, 11, "hidden layers counted as early (the rest and the "
+                                      "output layer are the later layers)"),
+        "width": WIDTH,
+        "activation": ACTIVATION,
+        "standardize": Param(bool, True, doc="standardize the input features"),
+        "lr": Param(float, 0.02, 1e-4, 1.0, "learning rate (plain SGD, both networks)"),
+        "steps": Param(int, 100, 10, 5000, "SGD steps"),
+        **MINIBATCHES,
+    },
+    figures=("later_layers_progress",),
+)
+def concurrent_updates(rng, depth, early, width, activation, standardize, lr, steps, batch,
+                       train_size):
+    """Coupling between early and later layers during ordinary training: every layer learns
+    (plain SGD, all parameters step at once), without and with batch norm, from the same
+    initial weights on the same mini-batches.
+
+    At every step, on that step's batch (``step_interaction``), the later layers' step is
+    evaluated twice: what it gains with the early layers standing still,
+    ``late_gain = L00 - L01``, and what it gains when the early layers take their own step at
+    the same time, as they do in training, ``late_gain_moved = L10 - L11``. If what the
+    later layers have to do did not depend on the early layers (a loss that is a sum of an
+    early part and a late part), the two would be equal. The coupling is the fraction of
+    the later layers' progress that the early layers' concurrent steps undo, summed over
+    the run: sum(late_gain - late_gain_moved) / sum(late_gain); a negative value would mean
+    that the early steps help the later ones.
+
+    Returns, per network ``plain``/``bn``: ``{net}_losses`` (batch loss before each step),
+    ``{net}_late_gain``, ``{net}_late_gain_moved``, ``{net}_early_gain`` (L00 - L10) per
+    step, ``{net}_coupling``, ``{net}_loss`` (mean of the last batch losses); and the
+    parameters.
+    """
+    check_batch_fits(train_size, batch)
+    if early >= depth:
+        raise ParameterError(f"early = {early} must be < depth = {depth}: some hidden layers "
+                             f"must be later layers")
+    x, y = cats_task(rng, train_size, standardize)
+    init_seed, order_seed = (int(s) for s in rng.integers(2**63, size=2))
+    result = {}
+    for label, mlp in twin_mlps(init_seed, x.shape[1], CLASSES, depth, width, activation,
+                                norm_kwargs=PROBE_NORM).items():
+        params = mlp.params()
+        early_names = [n for n in params if layer_of_parameter(n, depth) < early]
+        late_names = [n for n in params if layer_of_parameter(n, depth) >= early]
+        batches = minibatch_indices(np.random.default_rng(order_seed), len(x), batch)
+        corners = np.empty((steps, 4))
+        for step in range(steps):
+            rows = next(batches)
+            corners[step] = step_interaction(mlp, params, early_names, late_names, x[rows],
+                                             y[rows], lr)
+        late_gain = corners[:, 0] - corners[:, 1]
+        late_gain_moved = corners[:, 2] - corners[:, 3]
+        if not late_gain.sum() > 0:
+            raise RuntimeError(f"the later layers' steps made no progress ({label} network)")
+        result.update({
+            f"{label}_losses": corners[:, 0],
+            f"{label}_late_gain": late_gain,
+            f"{label}_late_gain_moved": late_gain_moved,
+            f"{label}_early_gain": corners[:, 0] - corners[:, 2],
+            f"{label}_coupling": float((late_gain - late_gain_moved).sum() / late_gain.sum()),
+            f"{label}_loss": final_loss(corners[:, 0]),
+        })
+    result.update({"depth": depth, "early": early, "width": width, "lr": lr, "steps": steps,
                    "activation": activation, "standardize": standardize})
     return result

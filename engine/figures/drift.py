@@ -66,6 +66,9 @@ def draw_change_by_depth(result, fig):
                 label="without BN: per-example part")
         ax.plot(layers, result[f"bn_{kind}_example"], "-s", color="tab:blue", markersize=3,
                 label="with BN: per-example part\n(mean/spread part is 0)")
+        ax.plot(layers, result[f"bn_{kind}_out_dist"], "--s", color="tab:blue", markersize=3,
+                alpha=0.6, label="with BN: mean/spread part of the\noutput (after the "
+                                 "nonlinearity)")
         ax.set_xlabel("hidden layer")
         ax.set_xticks(layers)
         ax.set_title(KIND_TITLES[kind], fontsize="medium")
@@ -106,22 +109,25 @@ def draw_last_layer_change(result, fig):
 def draw_drift_by_depth(result, fig):
     ax = fig.subplots()
     layers = result["layers"]
-    ax.plot(layers, result["plain_total"], "-o", color="tab:red", label="without BN: total")
+    ax.plot(layers, result["plain_total"], "-o", color="tab:red",
+            label=f"without BN: total ({result['plain_steps']} steps)")
     ax.plot(layers, result["plain_dist"], "--", color="tab:red",
             label="without BN: mean/spread part")
     ax.plot(layers, result["plain_example"], ":", color="tab:red",
             label="without BN: per-example part")
     ax.plot(layers, result["bn_total"], "-s", color="tab:blue",
-            label="with BN: total (= per-example part)")
+            label=f"with BN: total = per-example part ({result['bn_steps']} steps)")
     ax.set_xticks(layers)
     ax.set_xlabel("hidden layer (1 = next to the input)")
-    ax.set_ylabel(f"shift of the layer's inputs per {result['interval']} steps\n"
+    ax.set_ylabel("shift of the layer's inputs caused by the layers below\n"
                   "(in units of its spread)")
-    ax.set_title("How much each layer's inputs move because of the layers below\n"
+    ax.set_title("How far each layer's inputs move while the loss falls\n"
+                 f"from {result['loss_from']:g} to {result['loss_to']:g} "
                  f"({result['activation']}, {describe_inputs(result)}, "
-                 f"averaged over {result['steps']} training steps)")
+                 f"learning rate {result['lr']:g})", fontsize="medium")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
+    fig.set_size_inches(7, 4.5)
 
 
 DRIFT_STYLES = (("static", "early layers fixed", "black"),
@@ -153,4 +159,24 @@ def draw_later_layers_learning(result, fig):
     axes[0].legend(fontsize="small")
     fig.suptitle(f"Layers {result['early'] + 1}-{result['depth']} and the output layer learn "
                  f"while layers 1-{result['early']} move")
+    fig.set_size_inches(9, 4)
+
+
+@figure("concurrent_updates", "later_layers_progress")
+def draw_later_layers_progress(result, fig):
+    axes = fig.subplots(1, 2)
+    steps = np.arange(1, result["steps"] + 1)
+    for ax, (label, name, colour) in zip(axes, NETWORKS):
+        ax.plot(steps, np.cumsum(result[f"{label}_late_gain"]), color=colour,
+                label="early layers standing still")
+        ax.plot(steps, np.cumsum(result[f"{label}_late_gain_moved"]), "--", color=colour,
+                label="early layers stepping too (ordinary SGD)")
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_title(f"{name}: {result[f'{label}_coupling']:.0%} undone", fontsize="medium")
+        ax.set_xlabel("training step")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    axes[0].set_ylabel("loss decrease made by the later layers' steps\n(summed over steps)")
+    fig.suptitle(f"Layers {result['early'] + 1}-{result['depth']} and the output layer: what "
+                 f"their steps gain ({describe_inputs(result)}, learning rate {result['lr']:g})")
     fig.set_size_inches(9, 4)

@@ -1,16 +1,23 @@
 import numpy as np
 import pytest
 
-from engine.experiments.drift import change_parts, unit_drift
+from engine.experiments.drift import (CLASSES, PROBE_NORM, cats_task, change_parts, probe_loss,
+                                     step_interaction, train_between_losses, unit_drift)
+from engine.experiments.twins import twin_mlps
+from engine.measure import layer_of_parameter
+from engine.optim import SGD
 from engine.registry import ParameterError
+from engine.train import train_step
 
 REDUCED = {
     "sigmoid_input_drift": {"steps": 100, "width": 20, "train_size": 200, "every": 20},
     "first_layer_perturbation": {"depth": 4, "width": 16},
-    "drift_by_depth": {"depth": 4, "width": 16, "steps": 40, "interval": 20,
-                       "train_size": 300},
+    "drift_by_depth": {"depth": 4, "width": 16, "standardize": True, "loss_from": 0.6,
+                       "loss_to": 0.4, "train_size": 300},
     "moving_early_layers": {"depth": 3, "early": 1, "width": 16, "steps": 20,
                             "train_size": 300},
+    "concurrent_updates": {"depth": 3, "early": 1, "width": 16, "steps": 20,
+                           "train_size": 300},
 }
 
 
@@ -25,9 +32,10 @@ def test_same_seed_same_result_other_seed_differs(name, assert_deterministic, fl
     ("sigmoid_input_drift", {"steps": 10}),
     ("first_layer_perturbation", {"size": 0.0}),
     ("first_layer_perturbation", {"activation": "softplus"}),
-    ("drift_by_depth", {"interval": 50}),  # more than steps
+    ("drift_by_depth", {"loss_to": 0.6}),  # not below loss_from
     ("drift_by_depth", {"depth": 1}),
     ("moving_early_layers", {"early": 3}),  # no hidden layer left to learn
+    ("concurrent_updates", {"early": 3}),  # no later hidden layer
 ])
 def test_bad_parameters_refused(run, name, overrides):
     with pytest.raises(ParameterError):
@@ -91,6 +99,9 @@ def test_batch_norm_pins_every_layers_mean_and_spread_after_a_change_of_w1(run):
     assert np.all(r["bn_scale_output"] < 1e-3)
     assert np.all(r["plain_scale_output"] > 1e-3)
     assert np.all(r["bn_random_example"] > 0.01)  # individual examples still move
+    # after the nonlinearity the mean and spread are no longer pinned
+    assert np.all(r["bn_random_out_dist"] > 1e-4)
+    assert r["plain_probe_loss"] > 0 and r["bn_probe_loss"] > 0
 
 
 def test_drift_by_depth_first_layer_never_moves_and_bn_has_no_distribution_part(run):
@@ -98,7 +109,73 @@ def test_drift_by_depth_first_layer_never_moves_and_bn_has_no_distribution_part(
     assert r["plain_total"][0] < 1e-6 and r["bn_total"][0] < 1e-6  # its input is the data
     assert np.all(r["bn_dist"] < 1e-3)
     assert np.all(r["plain_dist"][1:] > 1e-3)
-    assert r["plain_dist_by_interval"].shape == (2, 4)
+    for net in ("plain", "bn"):
+        assert 0 <= r[f"{net}_step_from"] < r[f"{net}_step_to"]
+        assert r[f"{net}_steps"] == r[f"{net}_step_to"] - r[f"{net}_step_from"]
+
+
+def small_twins(standardize=True, seed=0):
+    rng = np.random.default_rng(seed)
+    x, y = cats_task(rng, 300, standardize)
+    return x, y, twin_mlps(1, x.shape[1], CLASSES, 3, 16, "tanh", norm_kwargs=PROBE_NORM)
+
+
+def test_train_between_losses_measures_from_the_first_crossing_to_the_next():
+    x, y, twins = small_twins()
+    probe, probe_y = x[:100], y[:100]
+    for mlp in twins.values():
+        start, end = train_between_losses(mlp, 0.05, x, y, probe, probe_y, 2, 30, 0.6, 0.3,
+                                          500)
+        assert probe_loss(mlp, probe, probe_y) <= 0.3  # stopped at the step it got there
+        assert start.step < end and len(start.pre) == len(start.params) == 3
+
+
+def test_train_between_losses_fails_when_the_loss_is_not_reached():
+    x, y, twins = small_twins()
+    with pytest.raises(RuntimeError, match="did not fall to loss_to"):
+        train_between_losses(twins["plain"], 0.01, x, y, x[:100], y[:100], 2, 30, 0.6, 1e-4, 5)
+
+
+def split_names(mlp, early):
+    params = mlp.params()
+    depth = len(mlp.hidden)
+    return (params, [n for n in params if layer_of_parameter(n, depth) < early],
+            [n for n in params if layer_of_parameter(n, depth) >= early])
+
+
+@pytest.mark.parametrize("net", ["plain", "bn"])
+def test_step_interaction_leaves_the_ordinary_sgd_step(net):
+    x, y, twins = small_twins()
+    _, _, again = small_twins()
+    mlp, reference = twins[net], again[net]
+    params, early, late = split_names(mlp, 1)
+    corners = step_interaction(mlp, params, early, late, x[:30], y[:30], 0.05)
+    loss = train_step(reference, SGD(reference.params(), 0.05), x[:30], y[:30])
+    assert corners[0] == pytest.approx(loss)
+    for name, value in reference.params().items():
+        np.testing.assert_allclose(params[name], value, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("net", ["plain", "bn"])
+def test_step_interaction_is_second_order_in_the_step(net):
+    # The early and late steps' interaction (L00 - L01) - (L10 - L11) shrinks like lr^2,
+    # the late step's own gain like lr: their ratio falls with the learning rate.
+    ratios = []
+    for lr in (1e-2, 1e-3):
+        x, y, twins = small_twins(standardize=False)
+        params, early, late = split_names(twins[net], 1)
+        l00, l01, l10, l11 = step_interaction(twins[net], params, early, late, x[:30], y[:30], lr)
+        ratios.append(abs((l00 - l01) - (l10 - l11)) / (l00 - l01))
+    assert ratios[1] < 0.3 * ratios[0]
+
+
+def test_concurrent_updates_fields(run):
+    r = run("concurrent_updates")
+    for net in ("plain", "bn"):
+        assert r[f"{net}_late_gain"].shape == r[f"{net}_losses"].shape == (20,)
+        gain, moved = r[f"{net}_late_gain"], r[f"{net}_late_gain_moved"]
+        assert r[f"{net}_coupling"] == pytest.approx((gain - moved).sum() / gain.sum())
+        assert gain.sum() > 0
 
 
 def test_batch_norm_makes_later_layers_blind_to_affine_moves_of_early_units(run):
