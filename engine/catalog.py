@@ -19,11 +19,12 @@ from engine.experiments import shift  # noqa: F401
 from engine.experiments import running  # noqa: F401
 from engine.experiments import drift  # noqa: F401
 from engine.experiments import practice  # noqa: F401
+from engine.experiments import norms  # noqa: F401
 from engine.registry import Experiment, find_drawer, find_experiment, registered_experiments
 
 FIGURE_MODULES = tuple(f"engine.figures.{topic}" for topic in (
     "noise", "backward", "regularization", "optimization", "affine", "shift", "running", "drift",
-    "practice"))
+    "practice", "norms"))
 
 
 def get_experiment(name: str) -> Experiment:
