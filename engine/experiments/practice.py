@@ -543,8 +543,9 @@ def norm_position(rng, activation, depth, width, batch, steps, lr, n_train, n_te
 
     Returns, for each position P: ``P_acc`` (test accuracy, inference mode), ``P_loss``
     (mean training loss over the last 20 steps), ``P_test_loss``, ``P_curve`` (training loss
-    averaged over each tenth of training); ``acc_diff`` (after - before) and ``loss_diff``
-    (after - before, final training loss).
+    averaged over each tenth of training); ``acc_diff`` (after - before), ``loss_diff``
+    (after - before, final training loss) and ``test_loss_diff``; for scale, ``plain_acc``
+    and ``plain_loss`` of the same network without batch norm (same weights and batches).
 
     The bias checks, on the "before" network: ``bias_grad`` (largest |gradient| of a hidden
     linear layer's bias feeding batch norm, over the training steps, relative to the
@@ -593,6 +594,13 @@ def norm_position(rng, activation, depth, width, batch, steps, lr, n_train, n_te
         else:
             result["after_bias_grad"] = largest[0]
 
+    plain = build_mlp(np.random.default_rng(init_seed), SPIRAL_DIM, SPIRAL_CLASSES, depth, width,
+                      activation=activation)
+    losses = train(plain, SGD(plain.params(), lr, momentum=MOMENTUM), x_train, y_train,
+                   np.random.default_rng(order_seed), steps, batch)
+    result["plain_acc"] = accuracy(plain, x_test, y_test)
+    result["plain_loss"] = float(np.mean(losses[-20:]))
+
     # BN(z + c) = BN(z), on a training batch of the first layer's pre-activations.
     norm = BatchNorm1d(width)
     z = x_train[:batch] @ build("before").hidden[0].linear.W
@@ -613,6 +621,7 @@ def norm_position(rng, activation, depth, width, batch, steps, lr, n_train, n_te
     result.update({
         "acc_diff": result["after_acc"] - result["before_acc"],
         "loss_diff": result["after_loss"] - result["before_loss"],
+        "test_loss_diff": result["after_test_loss"] - result["before_test_loss"],
         "curve_steps": (np.arange(len(result["before_curve"])) + 1) * window,
         "activation": activation, "depth": depth, "width": width, "steps": steps, "lr": lr,
         "batch": batch,
