@@ -152,3 +152,6 @@ def test_the_bias_before_batch_norm_is_dead_and_after_it_is_not(run):
     assert r["bias_grad"] < 1e-12 and r["shift_invariance"] < 1e-12
     assert r["bias_twin_diff"] < 1e-10
     assert r["after_bias_grad"] > 1e-3
+    assert r["acc_diff"] == r["after_acc"] - r["before_acc"]
+    assert 0 <= r["plain_acc"] <= 1 and r["plain_loss"] > 0
+    assert len(r["before_curve"]) == len(r["curve_steps"]) == 10
