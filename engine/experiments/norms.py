@@ -22,7 +22,7 @@ from engine.batchnorm import BatchNorm1d
 from engine.batchnorm2d import BatchNorm2d
 from engine.conv import Conv2d, Flatten, MaxPool2d, conv2d_forward
 from engine.data import make_cats
-from engine.experiments.running import parse_batch_sizes
+from engine.experiments.common import parse_batch_sizes
 from engine.experiments.twins import SPIRAL_CLASSES, SPIRAL_DIM, spiral_task
 from engine.layernorm import GroupNorm, LayerNorm
 from engine.layers import Linear, ReLU, init_weights

@@ -12,29 +12,14 @@ from engine.batchnorm import BatchRenorm1d, renorm_schedule
 from engine.data import make_spirals, train_test_split
 from engine.network import build_mlp
 from engine.optim import SGD
+from engine.experiments.common import parse_batch_sizes
 from engine.registry import Param, ParameterError, experiment
 from engine.train import accuracy, train
 
 NORMS = ("batch", "running", "renorm")  # BatchNorm1d, RunningAverageBatchNorm1d, BatchRenorm1d
 CLASSES = 3
-MAX_BATCH_SIZES = 4
 DIVERGED = 1e10  # a parameter or statistic this large (or not finite) means the run blew up
 ROUNDING = 1e-9  # a bias norm below this is rounding error (batch norm's biases get no gradient)
-
-
-def parse_batch_sizes(text: str, low: int = 2, high: int = 256) -> np.ndarray:
-    """``"4,8,32"`` -> array([4, 8, 32]): 1 to 4 increasing integers in [low, high]."""
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ParameterError(
-            f"parameter 'batch_sizes' must be comma-separated integers, got {text!r}") from None
-    if not 1 <= len(sizes) <= MAX_BATCH_SIZES or any(not low <= m <= high for m in sizes) \
-            or sorted(set(sizes)) != sizes:
-        raise ParameterError(
-            f"parameter 'batch_sizes' = {text!r} must list 1 to {MAX_BATCH_SIZES} increasing "
-            f"batch sizes, each in [{low}, {high}]")
-    return np.array(sizes, dtype=np.int64)
 
 
 def renorm_schedule_callback(steps: int):
