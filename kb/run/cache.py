@@ -10,6 +10,7 @@ Layout under ``root``::
 
     results/<subject[:2]>/<subject>/<key>.npz   one entry: arrays + a JSON "meta" member
     figures/<key[:2]>/<key>.<svg|png>           rendered figure bytes
+    failures/<key[:2]>/<key>.json               a failed computation, not repeated for a while
     locks/<key[:2]>/<key>.lock                  flock files that make computing once per key
 
 Loading never unpickles (``allow_pickle=False``): reading a cache file cannot run code.
@@ -23,6 +24,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 import zipfile
 from contextlib import contextmanager
@@ -31,7 +33,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
-from filelock import FileLock
+from cachetools import LRUCache
+from filelock import FileLock, Timeout
 
 import engine.registry
 
@@ -234,25 +237,126 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], Any]) -> None:
         os.close(dir_fd)
 
 
+# --- failures: a computation that failed is not repeated at once -------------------------
+
+
+class ComputationFailed(Exception):
+    """A computation that failed (raised, died, timed out, reached a limit): raised by the
+    ``compute`` function given to ``get_or_compute``, which records it, and raised again from
+    the record while it is fresh. The message says what happened."""
+
+
+class InProgress(Exception):
+    """``get_or_compute(wait=False)`` found another thread or process computing the key."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    key: str
+    message: str
+    at: float  # Unix time
+
+
+def _read_failure(path: Path, key: str) -> Failure | None:
+    try:
+        record = json.loads(path.read_text())
+        if record["key"] != key:
+            raise ValueError(f"holds key {record['key']}")
+        return Failure(key, str(record["message"]), float(record["at"]))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("ignoring unreadable failure record %s: %s", path, exc)
+        return None
+
+
 # --- locks: one computation per key, across threads and processes -------------------------
 # filelock's FileLock (flock on Unix): one lock object per acquisition, so threads of one process
 # exclude each other as other processes do. It unlocks explicitly on release, so a forked child
 # that inherited the descriptor (a demonstration computing while the lock is held) does not
-# keep the lock after its parent lets go.
+# keep the lock after its parent lets go. Where no lock file can be made (a read-only or full
+# folder) a lock per key within this process stands in.
+
+
+class _LocalLocks:
+    """Per-key locks of this process, for when the cache folder cannot hold lock files."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def get(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+
+# --- storage trouble: reported once, never fatal ------------------------------------------
+
+
+class _Trouble:
+    """Logs a kind of storage trouble once, until the storage works again."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._seen: set[str] = set()
+
+    def report(self, kind: str, exc: OSError) -> None:
+        with self._guard:
+            first = kind not in self._seen
+            self._seen.add(kind)
+        if first:
+            logger.warning("cache: cannot %s (%s); serving without storing until it can",
+                           kind, exc)
+
+    def cleared(self, kind: str) -> None:
+        if kind in self._seen:
+            with self._guard:
+                self._seen.discard(kind)
+            logger.info("cache: can %s again", kind)
 
 
 # --- the cache ----------------------------------------------------------------------------
 
+LEFTOVER_AGE = 600.0  # seconds: a temporary file this old belongs to a writer that was killed
+PRUNE_EVERY = 0.05  # prune after writing this fraction of the size bound
+
+
+@dataclass
+class Pruned:
+    """What one ``Cache.prune`` found and removed."""
+
+    size: int  # bytes of entries and figures before
+    removed: int  # entries and figures evicted
+    freed: int  # their bytes
+    leftovers: int  # temporary files of killed writers and expired failure records removed
+
 
 @dataclass
 class Cache:
-    """Results and rendered figures under ``root``; ``environment`` defaults to this process's."""
+    """Results and rendered figures under ``root``; ``environment`` defaults to this process's.
+
+    ``failure_ttl``: seconds a failed computation is recorded and not repeated (0: never
+    recorded). ``max_bytes``: the size bound that ``prune`` keeps results and figures under,
+    evicting the least recently used, never a key in ``protected()``; writes prune now and
+    then when it is set. Storage trouble (a read-only or full folder) is never an error: what
+    cannot be written is kept in this process's memory (``kept`` entries at most).
+    """
 
     root: Path
     environment: Environment = field(default_factory=Environment.current)
+    failure_ttl: float = 600.0
+    max_bytes: int | None = None
+    protected: Callable[[], set[str]] = field(default=lambda: set())
+    kept: int = 256
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
+        self._memory: LRUCache = LRUCache(max(self.kept, 1))  # key -> Entry or Failure
+        self._memory_guard = threading.Lock()
+        self._local_locks = _LocalLocks()
+        self._trouble = _Trouble()
+        self._written = 0
+        self._written_guard = threading.Lock()
 
     def key_parts(self, experiment: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
         return {
@@ -276,27 +380,73 @@ class Cache:
         key = self.key(experiment, params, seed)
         return self._subject_dir(experiment, params, seed) / f"{key}.npz"
 
+    def _failure_path(self, key: str) -> Path:
+        return self.root / "failures" / key[:2] / f"{key}.json"
+
+    def figure_path(self, key: str, suffix: str) -> Path:
+        return self.root / "figures" / key[:2] / f"{key}.{suffix}"
+
+    # reading
+
+    def _entry(self, path: Path) -> Entry | None:
+        """The entry at ``path`` (its stem is the key), from disk or else from memory."""
+        entry = _read_entry(path, path.stem)
+        if entry is not None:
+            _touch(path)
+            return entry
+        with self._memory_guard:
+            kept = self._memory.get(path.stem)
+        return kept if isinstance(kept, Entry) else None
+
+    def _failure(self, key: str) -> Failure | None:
+        """The failure recorded for ``key`` if it is still fresh."""
+        if self.failure_ttl <= 0:
+            return None
+        with self._memory_guard:
+            failure = self._memory.get(key)
+        if not isinstance(failure, Failure):
+            failure = _read_failure(self._failure_path(key), key)
+        if failure is not None and time.time() - failure.at < self.failure_ttl:
+            return failure
+        return None
+
     def holds(self, experiment: str, params: dict[str, Any], seed: int) -> bool:
         """Whether a readable entry for the key is stored: ``lookup``'s hit, without looking
         for older entries to explain a miss."""
+        return self._entry(self._entry_path(experiment, params, seed)) is not None
+
+    def settled(self, experiment: str, params: dict[str, Any], seed: int) -> bool:
+        """Whether nothing needs computing: the entry is stored, or a failure is recorded."""
         path = self._entry_path(experiment, params, seed)
-        return _read_entry(path, path.stem) is not None
+        return self._entry(path) is not None or self._failure(path.stem) is not None
+
+    def read(self, experiment: str, params: dict[str, Any], seed: int) -> Entry | None:
+        """The stored entry, or None; ComputationFailed while a failure is recorded."""
+        path = self._entry_path(experiment, params, seed)
+        entry = self._entry(path)
+        if entry is None and (failure := self._failure(path.stem)) is not None:
+            raise ComputationFailed(failure.message)
+        return entry
 
     def lookup(self, experiment: str, params: dict[str, Any], seed: int) -> Lookup:
         """A hit, a miss, or stale: an older entry exists, computed under other key parts."""
         parts = self.key_parts(experiment, params, seed)
         path = self._entry_path(experiment, params, seed)
         key = path.stem
-        entry = _read_entry(path, key)
+        entry = self._entry(path)
         if entry is not None:
             return Lookup("hit", key, entry)
-        older = [
-            e for p in path.parent.glob("*.npz") if p != path and (e := _read_entry(p)) is not None
-        ]
+        try:
+            siblings = [p for p in path.parent.glob("*.npz") if p != path]
+        except OSError:
+            siblings = []
+        older = [e for p in siblings if (e := _read_entry(p)) is not None]
         if not older:
             return Lookup("miss", key)
         latest = max(older, key=lambda e: e.computed_at)
         return Lookup("stale", key, reason=_why_stale(latest.parts, parts))
+
+    # computing
 
     def get_or_compute(
         self,
@@ -306,51 +456,214 @@ class Cache:
         compute: Callable[[], tuple[dict[str, Any], float]],
         *,
         fresh: bool = False,
+        wait: bool = True,
     ) -> tuple[Entry, bool]:
         """The entry for the key, computing it once if missing: ``(entry, read_from_cache)``.
 
-        ``compute()`` returns the values and the seconds they took. Concurrent callers for one
-        key, in threads or processes, wait for the first and read its entry. With ``fresh`` an
-        entry is recomputed unless it was written while this call waited for the lock.
+        ``compute()`` returns the values and the seconds they took, or raises
+        ComputationFailed, which is recorded for ``failure_ttl`` seconds: until then the key
+        raises it again instead of computing. Concurrent callers for one key, in threads or
+        processes, wait for the first and read its entry (or its failure); with ``wait=False``
+        they raise InProgress instead of waiting. With ``fresh`` an entry (or a failure) is
+        recomputed unless it was written while this call waited for the lock.
         """
         path = self._entry_path(experiment, params, seed)
         key = path.stem
         started = time.time()
-        if not fresh and (entry := _read_entry(path, key)) is not None:
-            return entry, True
-        with self._locked(key):
-            entry = _read_entry(path, key)
+        if not fresh:
+            if (entry := self._entry(path)) is not None:
+                return entry, True
+            if (failure := self._failure(key)) is not None:
+                raise ComputationFailed(failure.message)
+        with self._locked(key, wait):
+            entry = self._entry(path)
             if entry is not None and (not fresh or entry.computed_at >= started):
                 return entry, True
+            failure = self._failure(key)
+            if failure is not None and (not fresh or failure.at >= started):
+                raise ComputationFailed(failure.message)
             if entry is None and logger.isEnabledFor(logging.INFO):
                 lookup = self.lookup(experiment, params, seed)
                 logger.info("computing %s (seed %s): %s", experiment, seed,
                             f"stale: {lookup.reason}" if lookup.status == "stale" else "missing")
-            values, seconds = compute()
+            try:
+                values, seconds = compute()
+            except ComputationFailed as exc:
+                self._record_failure(Failure(key, str(exc), time.time()))
+                raise
             check_values(experiment, values)
             entry = Entry(key, self.key_parts(experiment, params, seed), freeze_values(values),
                           seconds, time.time())
-            _write_entry(path, entry)
+            self._store(path, entry)
             return entry, False
 
-    def get_or_render(self, key: str, suffix: str, render: Callable[[], bytes]) -> bytes:
-        """Rendered bytes stored under ``key``, rendering them once if missing."""
-        path = self.root / "figures" / key[:2] / f"{key}.{suffix}"
+    def _store(self, path: Path, entry: Entry) -> None:
         try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            pass
-        with self._locked(key):
-            try:
-                return path.read_bytes()
-            except FileNotFoundError:
-                data = render()
-                write_atomically(path, lambda out: out.write(data))
+            _write_entry(path, entry)
+        except OSError as exc:
+            self._trouble.report("write results", exc)
+            with self._memory_guard:
+                self._memory[entry.key] = entry
+            return
+        self._trouble.cleared("write results")
+        self._wrote(path)
+
+    def _record_failure(self, failure: Failure) -> None:
+        if self.failure_ttl <= 0:
+            return
+        record = json.dumps({"key": failure.key, "message": failure.message, "at": failure.at})
+        try:
+            write_atomically(self._failure_path(failure.key),
+                             lambda out: out.write(record.encode()))
+        except OSError as exc:
+            self._trouble.report("record failures", exc)
+            with self._memory_guard:
+                self._memory[failure.key] = failure
+
+    def get_or_render(self, key: str, suffix: str, render: Callable[[], bytes],
+                      valid: Callable[[bytes], bool] = lambda data: True) -> bytes:
+        """Rendered bytes stored under ``key``, rendering them once if missing. Stored bytes
+        that are not ``valid`` (a truncated file) are rendered and written again."""
+        path = self.figure_path(key, suffix)
+        data = self._read_figure(path, valid)
+        if data is not None:
+            return data
+        with self._locked(key, wait=True):
+            data = self._read_figure(path, valid)
+            if data is not None:
                 return data
+            data = render()
+            try:
+                write_atomically(path, lambda out: out.write(data))
+            except OSError as exc:
+                self._trouble.report("write figures", exc)
+            else:
+                self._trouble.cleared("write figures")
+                self._wrote(path)
+            return data
+
+    @staticmethod
+    def _read_figure(path: Path, valid: Callable[[bytes], bool]) -> bytes | None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            logger.warning("ignoring unreadable figure %s: %s", path, exc)
+            return None
+        if not valid(data):
+            logger.warning("ignoring damaged figure %s (%d bytes): rendering it again",
+                           path, len(data))
+            return None
+        _touch(path)
+        return data
 
     @contextmanager
-    def _locked(self, key: str) -> Iterator[None]:
+    def _locked(self, key: str, wait: bool) -> Iterator[None]:
         lock_path = self.root / "locks" / key[:2] / f"{key}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(lock_path):
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(lock_path)
+            lock.acquire(blocking=wait)
+        except Timeout:
+            raise InProgress(key) from None
+        except OSError as exc:  # no lock file here: this process's own lock for the key
+            self._trouble.report("make lock files", exc)
+            local = self._local_locks.get(key)
+            if not local.acquire(blocking=wait):
+                raise InProgress(key) from None
+            try:
+                yield
+            finally:
+                local.release()
+            return
+        try:
             yield
+        finally:
+            lock.release()
+
+    # the size bound and the leftovers of killed writers
+
+    def _wrote(self, path: Path) -> None:
+        if self.max_bytes is None:
+            return
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return
+        with self._written_guard:
+            self._written += size
+            due = self._written >= self.max_bytes * PRUNE_EVERY
+            if due:
+                self._written = 0
+        if due:
+            self.prune()
+
+    def prune(self, leftover_age: float = LEFTOVER_AGE) -> Pruned | None:
+        """Evict the least recently used results and figures (never a ``protected`` key) until
+        they fit in ``max_bytes``, with a tenth to spare; remove the temporary files of killed
+        writers older than ``leftover_age`` seconds and expired failure records. One process
+        prunes at a time (None: another one is pruning). Storage trouble stops it quietly."""
+        try:
+            (self.root / "locks").mkdir(parents=True, exist_ok=True)
+            lock = FileLock(self.root / "locks" / "prune.lock")
+            lock.acquire(blocking=False)
+        except Timeout:
+            return None
+        except OSError as exc:
+            self._trouble.report("prune", exc)
+            return None
+        try:
+            return self._prune(leftover_age)
+        finally:
+            lock.release()
+
+    def _prune(self, leftover_age: float) -> Pruned:
+        now = time.time()
+        files, leftovers = [], 0
+        for top in ("results", "figures", "failures"):
+            for folder, _, names in os.walk(self.root / top):
+                for name in names:
+                    path = Path(folder, name)
+                    try:
+                        stat = path.stat()
+                    except OSError:
+                        continue
+                    expired = (name.endswith(".tmp") and now - stat.st_mtime > leftover_age) \
+                        or (top == "failures" and now - stat.st_mtime > self.failure_ttl)
+                    if expired:
+                        leftovers += _remove(path)
+                    elif top != "failures" and not name.endswith(".tmp"):
+                        files.append((stat.st_mtime, stat.st_size, path))
+        size = sum(s for _, s, _ in files)
+        removed = freed = 0
+        if self.max_bytes is not None and size > self.max_bytes:
+            protected = self.protected()
+            target = self.max_bytes * 0.9
+            for _, file_size, path in sorted(files):
+                if size - freed <= target:
+                    break
+                if path.name.split(".")[0] in protected:
+                    continue
+                if _remove(path):
+                    removed += 1
+                    freed += file_size
+            logger.info("cache: evicted %d least recently used files (%.1f MiB) to stay under "
+                        "%.0f MiB", removed, freed / 2**20, self.max_bytes / 2**20)
+        return Pruned(size, removed, freed, leftovers)
+
+
+def _touch(path: Path) -> None:
+    """Mark ``path`` as just used (its mtime orders evictions); a read-only folder is fine."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def _remove(path: Path) -> int:
+    try:
+        path.unlink()
+        return 1
+    except OSError:
+        return 0

@@ -60,6 +60,15 @@ def drawing_source_hash() -> str:
     ])
 
 
+def looks_whole(fmt: str, data: bytes) -> bool:
+    """Whether ``data`` is a whole file of its format, from its first and last bytes (a file
+    cut short, e.g. by a full disk, is not)."""
+    if fmt == "png":
+        return data.startswith(b"\x89PNG\r\n\x1a\n") and data.endswith(b"IEND\xaeB`\x82")
+    head, tail = data[:100].lstrip(), data[-100:].rstrip()
+    return head.startswith((b"<?xml", b"<svg")) and tail.endswith(b"</svg>")
+
+
 def figure_key(result_key: str, drawing: str, fmt: str) -> str:
     return digest(
         {"result": result_key, "drawing": drawing, "format": fmt, "code": drawing_source_hash()}
@@ -110,4 +119,5 @@ def figure_bytes(
 
     if cache is None or result.key is None:
         return render()
-    return cache.get_or_render(figure_key(result.key, spec.drawing, fmt), fmt, render)
+    return cache.get_or_render(figure_key(result.key, spec.drawing, fmt), fmt, render,
+                               valid=lambda data: looks_whole(fmt, data))

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import kb.run.cache
+import kb.run.figures
 from kb.run.cache import Cache, Environment, check_values
 
 FORK = multiprocessing.get_context("fork")
@@ -341,3 +342,144 @@ def test_a_child_forked_while_computing_does_not_keep_the_lock(tmp_path):
         for sleeper in sleepers:
             sleeper.kill()
             sleeper.join()
+
+
+# --- failures, waiting, storage trouble, the size bound -----------------------------------
+
+
+def test_a_failure_is_recorded_for_failure_ttl_seconds_then_computed_again(tmp_path, monkeypatch):
+    now = [1_000_000.0]
+    monkeypatch.setattr(kb.run.cache.time, "time", lambda: now[0])
+    cache, calls = Cache(tmp_path, ENV, failure_ttl=600), []
+
+    def fails():
+        calls.append(1)
+        raise kb.run.cache.ComputationFailed("timed out after 60 s")
+
+    for _ in range(2):
+        with pytest.raises(kb.run.cache.ComputationFailed, match="timed out after 60 s"):
+            Cache(tmp_path, ENV).get_or_compute("exp", PARAMS, 0, fails)
+    assert calls == [1] and cache.settled("exp", PARAMS, 0) and not cache.holds("exp", PARAMS, 0)
+    with pytest.raises(kb.run.cache.ComputationFailed):
+        cache.read("exp", PARAMS, 0)
+    now[0] += 601
+    assert not cache.settled("exp", PARAMS, 0) and cache.read("exp", PARAMS, 0) is None
+    entry, cached = cache.get_or_compute("exp", PARAMS, 0, lambda: ({"v": 1}, 0.1))
+    assert not cached and entry.values == {"v": 1}
+
+
+def test_without_waiting_a_key_being_computed_raises_in_progress(tmp_path):
+    cache, started, finish = Cache(tmp_path, ENV), threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        assert finish.wait(30)
+        return {"v": 1}, 0.1
+
+    first = threading.Thread(target=cache.get_or_compute, args=("exp", PARAMS, 0, slow))
+    first.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(kb.run.cache.InProgress):
+            cache.get_or_compute("exp", PARAMS, 0, must_not_compute, wait=False)
+    finally:
+        finish.set()
+        first.join(30)
+    assert cache.get_or_compute("exp", PARAMS, 0, must_not_compute, wait=False)[1]
+
+
+def test_results_that_cannot_be_written_are_served_and_kept_in_memory(tmp_path, monkeypatch,
+                                                                      caplog):
+    def no_space(path, write):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(kb.run.cache, "write_atomically", no_space)
+    cache, count_dir = Cache(tmp_path, ENV), tmp_path / "count"
+    entry, cached = cache.get_or_compute("exp", PARAMS, 0, counted_compute(count_dir, {"v": 2}))
+    assert entry.values == {"v": 2} and not cached
+    assert cache.get_or_compute("exp", PARAMS, 0, must_not_compute)[0].values == {"v": 2}
+    assert cache.holds("exp", PARAMS, 0) and entry_files(tmp_path) == []
+    cache.get_or_compute("exp", PARAMS, 1, counted_compute(count_dir, {"v": 3}))
+    warnings = [r for r in caplog.records if "cannot write results" in r.getMessage()]
+    assert len(warnings) == 1  # said once, not on every write
+    assert cache.get_or_render("cd" * 16, "svg", lambda: b"<svg/>") == b"<svg/>"
+
+
+def test_without_lock_files_a_lock_per_key_in_the_process_stands_in(tmp_path, monkeypatch):
+    class NoLockFiles:
+        def __init__(self, path):
+            raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(kb.run.cache, "FileLock", NoLockFiles)
+    cache, count_dir = Cache(tmp_path, ENV), tmp_path / "count"
+    outcomes = []
+    threads = [threading.Thread(target=lambda: outcomes.append(cache.get_or_compute(
+        "exp", PARAMS, 0, counted_compute(count_dir, {"v": 1}, delay=0.2)))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert computations(count_dir) == 1 and len(outcomes) == 3
+    assert cache.prune() is None  # no lock, no pruning: quietly
+
+
+def test_a_damaged_figure_is_rendered_and_written_again(tmp_path):
+    cache, key = Cache(tmp_path, ENV), "ef" * 16
+    whole = b"\x89PNG\r\n\x1a\n...IEND\xaeB`\x82"
+    valid = lambda data: kb.run.figures.looks_whole("png", data)  # noqa: E731
+    cache.get_or_render(key, "png", lambda: whole, valid)
+    path = cache.figure_path(key, "png")
+    path.write_bytes(whole[:6])  # cut short
+    assert cache.get_or_render(key, "png", lambda: whole, valid) == whole
+    assert path.read_bytes() == whole
+
+
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_prune_evicts_the_least_recently_used_but_never_a_protected_key(tmp_path):
+    protected: set[str] = set()
+    cache = Cache(tmp_path, ENV, max_bytes=10**9, protected=lambda: protected)
+    big = {"v": np.zeros(50_000)}  # about 400 kB each
+    keys = []
+    for seed in range(6):
+        entry, _ = cache.get_or_compute("exp", PARAMS, seed, lambda: (dict(big), 0.1))
+        keys.append(entry.key)
+        path = next(p for p in entry_files(tmp_path) if p.stem == entry.key)
+        _age(path, 1000 - seed * 100)  # seed 0 the least recently used
+    cache.get_or_compute("exp", PARAMS, 5, must_not_compute)  # used again: the most recent
+    protected.add(keys[0])
+    size = sum(p.stat().st_size for p in entry_files(tmp_path))
+    cache.max_bytes = size // 2
+    pruned = cache.prune()
+    left = {p.stem for p in entry_files(tmp_path)}
+    assert pruned.removed == len(keys) - len(left) > 0 and pruned.size == size
+    assert keys[0] in left and keys[5] in left and keys[1] not in left
+    assert sum(p.stat().st_size for p in entry_files(tmp_path)) <= cache.max_bytes * 0.9
+
+
+def test_writes_keep_the_cache_under_its_bound(tmp_path):
+    cache = Cache(tmp_path, ENV, max_bytes=2_000_000)
+    for seed in range(12):
+        cache.get_or_compute("exp", PARAMS, seed, lambda: ({"v": np.zeros(50_000)}, 0.1))
+    assert sum(p.stat().st_size for p in entry_files(tmp_path)) <= 2_000_000
+
+
+def test_prune_removes_leftovers_of_killed_writers_and_expired_failures(tmp_path):
+    cache = Cache(tmp_path, ENV, failure_ttl=60)
+    cache.get_or_compute("exp", PARAMS, 0, lambda: ({"v": 1}, 0.1))
+    folder = entry_files(tmp_path)[0].parent
+    old, young = folder / ".x.npz.old.tmp", folder / ".x.npz.young.tmp"
+    old.write_bytes(b"half")
+    young.write_bytes(b"half")  # perhaps still being written
+    _age(old, 3600)
+    with pytest.raises(kb.run.cache.ComputationFailed):
+        cache.get_or_compute("exp", PARAMS, 1, lambda: (_ for _ in ()).throw(
+            kb.run.cache.ComputationFailed("died")))
+    record = next((tmp_path / "failures").rglob("*.json"))
+    _age(record, 3600)
+    assert cache.prune().leftovers == 2
+    assert not old.exists() and young.exists() and not record.exists()
+    assert len(entry_files(tmp_path)) == 1
