@@ -11,8 +11,10 @@ callers look experiments up in.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -40,7 +42,14 @@ def check_seed(value: Any) -> int:
 
 @dataclass(frozen=True)
 class Param:
-    """One experiment parameter: its type, default, allowed range or choices, and meaning."""
+    """One experiment parameter: its type, default, allowed range or choices, and meaning.
+
+    ``check`` validates what type and range cannot say, e.g. a ``str`` parameter holding a
+    list ("4,8,32"): it is called with the coerced value and raises ParameterError (or
+    ValueError) for one the experiment would refuse, so that ``Experiment.resolve`` refuses it
+    before anything is computed. An experiment whose module defines ``parse_<name>(text)``
+    for a ``str`` parameter without a ``check`` gets that function as its check.
+    """
 
     kind: type
     default: Any
@@ -48,6 +57,7 @@ class Param:
     high: float | None = None
     doc: str = ""
     choices: tuple | None = None
+    check: Callable[[Any], Any] | None = None
 
     def describe_range(self) -> str:
         if self.choices is not None:
@@ -105,6 +115,14 @@ class Param:
             raise ParameterError(
                 f"parameter '{name}' = {value!r} is outside its range {self.describe_range()}"
             )
+        if self.check is not None:
+            try:
+                self.check(value)
+            except ParameterError:
+                raise
+            except (TypeError, ValueError) as exc:
+                raise ParameterError(f"parameter '{name}' = {value!r} is not allowed: {exc}") \
+                    from None
         return value
 
 
@@ -161,9 +179,13 @@ def experiment(name: str, params: dict[str, Param] | None = None, figures: tuple
                 f"experiment '{name}': function parameters {expected} do not match "
                 f"declared parameters {list(params)}"
             )
+        module = sys.modules.get(fn.__module__)
         for pname, spec in params.items():
             if spec.kind not in (int, float, bool, str):
                 raise ValueError(f"experiment '{name}': parameter '{pname}' has kind {spec.kind}")
+            parse = getattr(module, f"parse_{pname}", None)
+            if spec.kind is str and spec.check is None and callable(parse):
+                spec = params[pname] = dataclasses.replace(spec, check=parse)
             spec.coerce(pname, spec.default)
         exp = Experiment(name, fn, params, inspect.getdoc(fn) or "", tuple(figures))
         for experiment_name, figure_name in _DRAWERS:  # drawings registered before it
