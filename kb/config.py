@@ -86,6 +86,14 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds between checks that the search index is current (default 5)", 0),
     Setting("host", "KB_HOST", str, "address `kb serve` listens on (default 127.0.0.1)"),
     Setting("port", "KB_PORT", int, "port of `kb serve` (default 8000)", 0, 65535),
+    Setting("demo_memory", "KB_DEMO_MEMORY", int,
+            "MiB of memory one demonstration's process may allocate beyond the server's own "
+            "(default 1024); one that needs more stops with a message", 16),
+    Setting("demo_cpu", "KB_DEMO_CPU", float,
+            "CPU seconds one demonstration's process may use (default 60)", 1),
+    Setting("failure_ttl", "KB_FAILURE_TTL", float,
+            "seconds a failed or timed-out demonstration is remembered and not computed again, "
+            "by any worker (default 600; 0: not remembered)", 0),
 )
 
 
@@ -101,6 +109,9 @@ class Settings:
     index_interval: float = 5.0
     host: str = "127.0.0.1"
     port: int = 8000
+    demo_memory: int = 1024
+    demo_cpu: float = 60.0
+    failure_ttl: float = 600.0
 
     def __post_init__(self) -> None:
         # Values given in code (tests, command-line options) obey the same rules as variables.

@@ -16,6 +16,7 @@ import click
 from kb.answers.parse import load_answers
 from kb.config import Settings
 from kb.model import Answer
+from kb.run.executor import Limits
 from kb.run.report import check_answers, effect_line, timing_table, write_junit
 
 
@@ -46,8 +47,12 @@ def check(settings: Settings, slugs: tuple[str, ...], seeds: int, seed_offset: i
     chosen = (f"seeds {seed_offset}..{seed_offset + seeds - 1}" if seeds
               else f"each over its own sample of seeds from {seed_offset}")
     print(f"kb check: {count}, {chosen}", file=sys.stderr, flush=True)
+    timeout = timeout or settings.demo_timeout
+    # A longer --timeout asked for here raises the CPU-time limit with it.
+    limits = Limits(cpu_seconds=max(settings.demo_cpu, timeout), memory_mib=settings.demo_memory)
     reports = check_answers([(a, sample(a)) for a in answers], settings.cache_dir,
-                            fresh=not cached, timeout=timeout or settings.demo_timeout, jobs=jobs)
+                            fresh=not cached, timeout=timeout, jobs=jobs, limits=limits,
+                            failure_ttl=settings.failure_ttl)
 
     passed = failed = 0
     for report in reports:

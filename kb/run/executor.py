@@ -1,47 +1,149 @@
-"""Runs an answer's demonstrations: each in a child process under a time limit, through the cache.
+"""Runs an answer's demonstrations: each in a child process under limits, through the cache.
 
 numpy code cannot be interrupted from another thread, so every computation runs in a forked
 child that is killed when its time is up. "fork" (not the platform default) so experiments
 registered at run time, e.g. by tests, exist in the child, on every Python version alike.
-A failure or a timeout becomes the demonstration's ``DemoResult.error``, naming the answer's
-``file:line``; the answer's other demonstrations still run.
+The child cannot outlive or block the process that started it (``_enter_child``): it closes
+every descriptor it inherited but its result pipe (a server's listening and client sockets
+among them), dies with its parent (Linux's parent-death signal, and a check that the parent
+is still the one that forked it), and runs under a CPU-time and a memory limit (``Limits``).
+A failure, a timeout or a limit reached becomes the demonstration's ``DemoResult.error``,
+naming the answer's ``file:line``; the answer's other demonstrations still run. The cache
+records the failure for a while, so that no other thread or process repeats it at once.
 """
 from __future__ import annotations
 
+import ctypes
+import math
 import multiprocessing
+import os
+import resource
+import signal
+import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from engine.catalog import get_experiment
 from engine.registry import ParameterError, UnknownExperimentError, check_seed
-from kb.run.cache import Cache, check_values, freeze_values
+from kb.run.cache import Cache, ComputationFailed, InProgress, check_values, freeze_values
 from kb.model import Answer, AnswerRun, Demonstration, DemoResult
 
 _FORK = multiprocessing.get_context("fork")
 
-
-class DemoFailure(Exception):
-    """A computation that raised, died or ran out of time; the message says which."""
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _run_in_child(experiment: str, params: dict[str, Any], seed: int, sender) -> None:
+class DemoFailure(ComputationFailed):
+    """A computation that raised, died, ran out of time or reached a limit; the message says
+    which. The cache records it (``ComputationFailed``)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one computation may use; None: no limit.
+
+    ``memory_mib`` bounds the address space the child may add to what it inherited (the
+    server's own, which differs from process to process), so a request cannot make a child
+    take the machine's memory; ``cpu_seconds`` bounds its CPU time, a backstop to the time
+    limit for a child that nobody waits for any more."""
+
+    cpu_seconds: float | None = None
+    memory_mib: int | None = None
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make this process die when ``parent_pid``, its parent, does; exit at once if it already
+    has. On Linux the kernel sends SIGKILL when the thread that forked this process ends
+    (every caller here waits for its child in that thread); elsewhere only the check is made.
+    Also used by ``kb check``'s worker processes."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the check below is all we have
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was asked for
+        os._exit(1)
+
+
+def _close_inherited_descriptors(keep: int) -> None:
+    """Close every descriptor above stderr but ``keep``: a forked child inherits all of its
+    parent's, a server's listening socket and its clients' connections among them, and must
+    not hold them open (a restarted server could not bind its port while a child lives)."""
+    highest = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if highest == resource.RLIM_INFINITY or highest > 1 << 20:
+        highest = 1 << 20
+    os.closerange(3, keep)
+    os.closerange(keep + 1, max(highest, keep + 1))
+
+
+def _address_space() -> int | None:
+    """This process's address space in bytes (Linux), None where it cannot be read."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _apply_limits(limits: Limits) -> None:
+    if limits.cpu_seconds is not None:
+        soft = max(1, math.ceil(limits.cpu_seconds))
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 2))  # SIGXCPU, then SIGKILL
+    if limits.memory_mib is not None:
+        inherited = _address_space()
+        if inherited is not None:
+            size = inherited + limits.memory_mib * 2**20
+            resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
+
+def _enter_child(parent_pid: int, sender, limits: Limits) -> None:
+    die_with_parent(parent_pid)
+    _close_inherited_descriptors(keep=sender.fileno())
+    _apply_limits(limits)
+
+
+def _run_in_child(experiment: str, params: dict[str, Any], seed: int, sender, parent_pid: int,
+                  limits: Limits) -> None:
+    _enter_child(parent_pid, sender, limits)
     try:
         started = time.perf_counter()
         values = get_experiment(experiment).run(params, seed)
         seconds = time.perf_counter() - started
         check_values(experiment, values)
         sender.send(("ok", values, seconds))
+    except MemoryError as exc:
+        sender.send(("memory", str(exc) or "MemoryError"))
     except BaseException as exc:  # everything, so the parent learns what happened
         described = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         sender.send(("error", described))
 
 
+def _describe_exit(exitcode: int | None, limits: Limits) -> str:
+    if exitcode is not None and exitcode < 0:
+        number = -exitcode
+        if number == signal.SIGXCPU and limits.cpu_seconds is not None:
+            return f"used up its CPU time limit of {limits.cpu_seconds:g} s"
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return f"ended without a result (killed by {name})"
+    return f"ended without a result (exit code {exitcode})"
+
+
 def compute_isolated(
-    experiment: str, params: dict[str, Any], seed: int, timeout: float
+    experiment: str, params: dict[str, Any], seed: int, timeout: float,
+    limits: Limits = Limits(),
 ) -> tuple[dict[str, Any], float]:
     """Run the experiment in a child process: ``(values, seconds)`` or DemoFailure."""
     receiver, sender = _FORK.Pipe(duplex=False)
-    child = _FORK.Process(target=_run_in_child, args=(experiment, params, seed, sender))
+    child = _FORK.Process(target=_run_in_child,
+                          args=(experiment, params, seed, sender, os.getpid(), limits))
     child.start()
     sender.close()  # so that the child's exit is an end of file here
     try:
@@ -51,12 +153,15 @@ def compute_isolated(
             outcome = receiver.recv()
         except EOFError:
             child.join()
-            raise DemoFailure(f"ended without a result (exit code {child.exitcode})") from None
+            raise DemoFailure(_describe_exit(child.exitcode, limits)) from None
     finally:
         if child.is_alive():
             child.kill()
         child.join()
         receiver.close()
+    if outcome[0] == "memory":
+        raise DemoFailure(f"stopped at its memory limit of {limits.memory_mib} MiB "
+                          f"(MemoryError: {outcome[1]})")
     if outcome[0] == "error":
         raise DemoFailure(f"failed: {outcome[1]}")
     return outcome[1], outcome[2]
@@ -70,15 +175,41 @@ class _CannotRun(Exception):
         self.seed, self.params, self.reason = seed, params, reason
 
 
-class Executor:
-    """Runs demonstrations; ``fresh`` recomputes and refreshes cached entries."""
+@dataclass
+class Computing(DemoResult):
+    """A demonstration without a result yet: being computed by another thread or process,
+    or (for ``compute=False``) not computed at all. Its ``error`` says so."""
 
-    def __init__(self, cache: Cache | None, *, fresh: bool = False, timeout: float = 60.0):
+
+COMPUTING = "is being computed; it is shown as soon as it is done"
+
+
+class Executor:
+    """Runs demonstrations; ``fresh`` recomputes and refreshes cached entries; ``timeout``
+    (seconds) and ``limits`` bound each computation.
+
+    ``compute=False`` only reads what is cached (a recorded failure included); ``wait=False``
+    does not wait for another thread or process computing the same result. Either gives a
+    ``Computing`` result where a computation would be needed or waited for: the service
+    reads its pages that way, so that no request waits for a computation that is not its own.
+    """
+
+    def __init__(self, cache: Cache | None, *, fresh: bool = False, timeout: float = 60.0,
+                 limits: Limits = Limits(), compute: bool = True, wait: bool = True):
         if not timeout > 0:
             raise ValueError(f"timeout must be positive seconds, got {timeout!r}")
         self.cache = cache
         self.fresh = fresh
         self.timeout = timeout
+        self.limits = limits
+        self.compute = compute
+        self.wait = wait
+
+    def but(self, **changes: Any) -> "Executor":
+        """A copy of this executor, sharing its cache, with ``changes`` to its options."""
+        options = {"fresh": self.fresh, "timeout": self.timeout, "limits": self.limits,
+                   "compute": self.compute, "wait": self.wait}
+        return Executor(self.cache, **{**options, **changes})
 
     def run_demo(
         self, demo: Demonstration, seed: int | None = None, params: dict | None = None
@@ -93,20 +224,29 @@ class Executor:
         except _CannotRun as exc:
             return self._failed(demo, exc.seed, exc.params, f"cannot run: {exc.reason}")
 
-        def compute() -> tuple[dict[str, Any], float]:
-            return compute_isolated(demo.experiment, resolved, seed, self.timeout)
+        def run_child() -> tuple[dict[str, Any], float]:
+            return compute_isolated(demo.experiment, resolved, seed, self.timeout, self.limits)
 
         try:
             if self.cache is None:
-                values, seconds = compute()
+                if not self.compute:
+                    return self._computing(demo, seed, resolved)
+                values, seconds = run_child()
                 return DemoResult(
                     demo.name, seed, resolved, freeze_values(values), None, seconds, False
                 )
-            entry, cached = self.cache.get_or_compute(
-                demo.experiment, resolved, seed, compute, fresh=self.fresh
-            )
-        except DemoFailure as exc:
+            if self.compute:
+                entry, cached = self.cache.get_or_compute(
+                    demo.experiment, resolved, seed, run_child, fresh=self.fresh,
+                    wait=self.wait)
+            else:
+                entry, cached = self.cache.read(demo.experiment, resolved, seed), True
+                if entry is None:
+                    return self._computing(demo, seed, resolved)
+        except ComputationFailed as exc:
             return self._failed(demo, seed, resolved, str(exc))
+        except InProgress:
+            return self._computing(demo, seed, resolved)
         return DemoResult(
             demo.name, seed, resolved, entry.values, None, entry.seconds, cached, entry.key
         )
@@ -115,7 +255,8 @@ class Executor:
         self, answer: Answer, seed: int | None = None, overrides: dict[str, dict] | None = None
     ) -> list[str]:
         """The demonstrations of ``answer`` that ``run`` with these settings would compute
-        rather than read from the cache (one that cannot run is not among them)."""
+        rather than read from the cache (one that cannot run, or whose computation failed
+        a moment ago and is recorded as failed, is not among them)."""
         overrides = overrides or {}
         names = []
         for demo in answer.demonstrations:
@@ -124,7 +265,7 @@ class Executor:
             except _CannotRun:
                 continue
             if self.cache is None or self.fresh \
-                    or not self.cache.holds(demo.experiment, resolved, demo_seed):
+                    or not self.cache.settled(demo.experiment, resolved, demo_seed):
                 names.append(demo.name)
         return names
 
@@ -149,6 +290,11 @@ class Executor:
                 ) -> DemoResult:
         error = f"{demo.location}: demonstration '{demo.name}' {message}"
         return DemoResult(demo.name, seed, params, None, error, 0.0, False)
+
+    @staticmethod
+    def _computing(demo: Demonstration, seed: int, params: dict[str, Any]) -> Computing:
+        error = f"{demo.location}: demonstration '{demo.name}' {COMPUTING}"
+        return Computing(demo.name, seed, params, None, error, 0.0, False)
 
     def run(
         self,

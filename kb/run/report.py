@@ -11,6 +11,7 @@ rule is ``kb.run.evaluate``'s): each error in an answer file, each demonstration
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -21,7 +22,7 @@ from pathlib import Path
 from kb.run.cache import Cache
 from kb.run.claims import describe_effect, describe_outcome
 from kb.run.evaluate import Problem, evaluate
-from kb.run.executor import Executor
+from kb.run.executor import Executor, Limits, die_with_parent
 from kb.model import Answer, ClaimOutcome, DemoResult
 from kb.answers.parse import display_path
 
@@ -63,11 +64,13 @@ def _progress(slug: str, result: DemoResult) -> None:
 
 
 def check_answer(
-    answer: Answer, seeds: list[int], cache_dir: Path, fresh: bool, timeout: float
+    answer: Answer, seeds: list[int], cache_dir: Path, fresh: bool, timeout: float,
+    limits: Limits = Limits(), failure_ttl: float = 600.0,
 ) -> AnswerReport:
     """Run ``answer``'s demonstrations for every seed and evaluate everything that uses them."""
     started = time.perf_counter()
-    executor = Executor(Cache(cache_dir), fresh=fresh, timeout=timeout)
+    executor = Executor(Cache(cache_dir, failure_ttl=failure_ttl), fresh=fresh, timeout=timeout,
+                        limits=limits)
     evaluation = evaluate(answer, executor, seeds,
                           on_result=lambda result: _progress(answer.slug, result))
     timings = []
@@ -80,15 +83,18 @@ def check_answer(
 
 
 def check_answers(samples: list[tuple[Answer, list[int]]], cache_dir: Path, *, fresh: bool,
-                  timeout: float, jobs: int = 1) -> list[AnswerReport]:
-    """Every answer checked over its seeds, ``jobs`` answers at a time (in worker processes)."""
+                  timeout: float, jobs: int = 1, limits: Limits = Limits(),
+                  failure_ttl: float = 600.0) -> list[AnswerReport]:
+    """Every answer checked over its seeds, ``jobs`` answers at a time (in worker processes,
+    which die with this one: killing ``kb check`` leaves no worker or computation behind)."""
+    options = (cache_dir, fresh, timeout, limits, failure_ttl)
     if jobs == 1 or len(samples) <= 1:
-        return [check_answer(a, seeds, cache_dir, fresh, timeout) for a, seeds in samples]
+        return [check_answer(a, seeds, *options) for a, seeds in samples]
     # "fork", as the executor uses: experiments registered at run time exist in workers.
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(min(jobs, len(samples)), mp_context=context) as pool:
-        futures = [pool.submit(check_answer, a, seeds, cache_dir, fresh, timeout)
-                   for a, seeds in samples]
+    with ProcessPoolExecutor(min(jobs, len(samples)), mp_context=context,
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        futures = [pool.submit(check_answer, a, seeds, *options) for a, seeds in samples]
         return [future.result() for future in futures]
 
 

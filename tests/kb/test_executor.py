@@ -3,6 +3,11 @@ and failures and timeouts reported with the answer's file:line while the rest st
 from __future__ import annotations
 
 import os
+import socket
+import stat
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -13,7 +18,7 @@ import pytest
 from engine.catalog import get_experiment
 from engine.registry import Param, ParameterError, experiment
 from kb.run.cache import Cache
-from kb.run.executor import Executor
+from kb.run.executor import Computing, Executor, Limits
 from kb.model import Answer, Demonstration, Location
 
 
@@ -49,6 +54,39 @@ def returns_list(rng):
 def counts(rng, count_dir):
     Path(count_dir, uuid.uuid4().hex).touch()
     return {"draw": int(rng.integers(1_000_000))}
+
+
+@experiment("test_executor_counts_then_fails", params={"count_dir": Param(str, "")})
+def counts_then_fails(rng, count_dir):
+    Path(count_dir, uuid.uuid4().hex).touch()
+    raise ValueError("the batch is empty")
+
+
+@experiment("test_executor_descriptors")
+def descriptors(rng):
+    """What the child holds open: its descriptors and how many are sockets."""
+    fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    sockets = 0
+    for fd in fds:
+        try:
+            sockets += stat.S_ISSOCK(os.fstat(fd).st_mode)
+        except OSError:  # the listing's own descriptor, closed by now
+            pass
+    return {"above_stderr": sum(1 for fd in fds if fd > 2), "sockets": sockets}
+
+
+@experiment("test_executor_hog", params={"mib": Param(int, 1, 1, 1 << 20)})
+def hog(rng, mib):
+    return {"total": float(np.ones(mib * 2**20 // 8).sum())}
+
+
+@experiment("test_executor_waits", params={"flag_dir": Param(str, "")})
+def waits(rng, flag_dir):
+    """Says it started, then waits until told to finish (a file appears)."""
+    Path(flag_dir, "started").touch()
+    while not Path(flag_dir, "finish").exists():
+        time.sleep(0.01)
+    return {"done": True}
 
 
 ANSWER_FILE = "answers/test-answer.md"
@@ -148,8 +186,141 @@ def test_failures_and_timeouts_are_reported_with_file_line_and_the_rest_still_ru
     assert broken.values is None and stuck.values is None
     assert fine.error is None and fine.values["n"] == 8
     assert run.seed is None and list(run.results) == ["broken", "stuck", "fine"]
-    # Failures are not cached: the next run tries again.
+    # Failures are no entries; they are recorded apart, for a while (see below).
     assert cache.lookup("test_executor_fails", {}, 0).status == "miss"
+
+
+def test_a_failure_is_recorded_so_that_no_one_computes_it_again_for_a_while(tmp_path):
+    count_dir = tmp_path / "count"
+    count_dir.mkdir()
+    demo = make_demo("empty", "test_executor_counts_then_fails", {"count_dir": str(count_dir)},
+                     line=6)
+    expected = f"{ANSWER_FILE}:6: demonstration 'empty' failed: ValueError: the batch is empty"
+    first = Executor(Cache(tmp_path / "cache")).run_demo(demo)
+    # Another process's executor over the same folder reads the record.
+    again = Executor(Cache(tmp_path / "cache")).run_demo(demo)
+    assert first.error == again.error == expected and computations(count_dir) == 1
+    assert Executor(Cache(tmp_path / "cache")).to_compute(make_answer(demo)) == []
+    # fresh (kb check) computes anyway; without a record (failure_ttl 0) every run computes.
+    assert Executor(Cache(tmp_path / "cache"), fresh=True).run_demo(demo).error == expected
+    assert computations(count_dir) == 2
+    unrecorded = Cache(tmp_path / "other", failure_ttl=0)
+    Executor(unrecorded).run_demo(demo)
+    Executor(unrecorded).run_demo(demo)
+    assert computations(count_dir) == 4
+
+
+def test_a_reader_computes_nothing_and_says_what_is_being_computed(cache):
+    demo = make_demo("noise", "test_executor_noise", line=3)
+    reader = Executor(cache).but(compute=False)
+    missing = reader.run_demo(demo)
+    assert isinstance(missing, Computing) and missing.values is None
+    assert missing.error == f"{ANSWER_FILE}:3: demonstration 'noise' is being computed; it is " \
+                            "shown as soon as it is done"
+    assert not cache.holds("test_executor_noise", missing.params, 0)
+    computed = Executor(cache).run_demo(demo)
+    assert reader.run_demo(demo).values["x"].tobytes() == computed.values["x"].tobytes()
+    assert Executor(None, compute=False).run_demo(demo).values is None
+
+
+def test_without_waiting_a_computation_of_someone_else_shows_as_computing(cache, tmp_path):
+    demo = make_demo("wait", "test_executor_waits", {"flag_dir": str(tmp_path)})
+    results = []
+    first = threading.Thread(target=lambda: results.append(Executor(cache).run_demo(demo)))
+    first.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "started").exists():
+            assert time.monotonic() < deadline, "the first computation never started"
+            time.sleep(0.01)
+        impatient = Executor(cache, wait=False).run_demo(demo)
+        assert isinstance(impatient, Computing)
+    finally:
+        (tmp_path / "finish").touch()
+        first.join(30)
+    assert results[0].values == {"done": True}
+    assert Executor(cache, wait=False).run_demo(demo).values == {"done": True}
+
+
+# --- the child: nothing of its parent, dies with it, limits -------------------------------
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc (Linux)")
+def test_the_child_holds_none_of_its_parents_descriptors_but_its_result_pipe(tmp_path):
+    with socket.socket() as listening, open(tmp_path / "held", "w"):
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        result = Executor(None).run_demo(make_demo("fds", "test_executor_descriptors"))
+    assert result.error is None
+    assert result.values == {"above_stderr": 2, "sockets": 0}  # the pipe and the listing
+
+
+CHILD_OF_A_DOOMED_PARENT = """
+import sys, time
+from pathlib import Path
+from engine.registry import Param, experiment
+from kb.model import Demonstration, Location
+from kb.run.executor import Executor
+
+@experiment("test_executor_orphan", params={"pid_dir": Param(str, "")})
+def orphan(rng, pid_dir):
+    import os
+    Path(pid_dir, str(os.getpid())).touch()
+    time.sleep(300)
+    return {}
+
+demo = Demonstration("d", "test_executor_orphan", {"pid_dir": sys.argv[1]},
+                     {"pid_dir": sys.argv[1]}, 0, (), Location("x.md", 1))
+Executor(None, timeout=600).run_demo(demo)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
+def test_a_computation_dies_with_the_process_that_started_it(tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    parent = subprocess.Popen([sys.executable, "-c", CHILD_OF_A_DOOMED_PARENT, str(pid_dir)])
+    try:
+        deadline = time.monotonic() + 60
+        while not list(pid_dir.iterdir()):
+            assert parent.poll() is None and time.monotonic() < deadline, "no computation"
+            time.sleep(0.05)
+        child = int(next(pid_dir.iterdir()).name)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while process_alive(child):
+            assert time.monotonic() < deadline, "the computation outlived its parent"
+            time.sleep(0.05)
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            return stat_file.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
+def test_a_computation_is_stopped_at_its_memory_limit_with_a_clear_message(cache):
+    demo = make_demo("hog", "test_executor_hog", {"mib": 2048}, line=8)
+    result = Executor(cache, limits=Limits(memory_mib=256)).run_demo(demo)
+    assert result.error.startswith(
+        f"{ANSWER_FILE}:8: demonstration 'hog' stopped at its memory limit of 256 MiB "
+        "(MemoryError: Unable to allocate 2.00 GiB")
+    small = make_demo("hog", "test_executor_hog", {"mib": 16})
+    assert Executor(cache, limits=Limits(memory_mib=256)).run_demo(small).error is None
+
+
+def test_a_computation_is_stopped_at_its_cpu_time_limit(cache):
+    result = Executor(cache, timeout=120, limits=Limits(cpu_seconds=1)).run_demo(
+        make_demo("stuck", "test_executor_spins", line=20))
+    assert result.error == (f"{ANSWER_FILE}:20: demonstration 'stuck' used up its CPU time "
+                            "limit of 1 s")
 
 
 def test_a_computation_that_dies_is_reported(cache):
