@@ -476,7 +476,7 @@ class _AnswerParser:
             )
         claim_lines[claim_id] = block.line
         mapping = self.block_mapping(block, ("kind", "text", "check"), ("text", "check"))
-        kind = mapping.values.get("kind", "check")  # TODO(findings): required once answers say
+        kind = mapping.values.get("kind")
         if kind not in CLAIM_KINDS:
             where = self.at(mapping.key_lines.get("kind", block.line))
             raise AnswerError(where, f"claim '{claim_id}' needs 'kind: finding' (an effect "

@@ -25,7 +25,7 @@ def answer(write_answer, monkeypatch, tmp_path):
 
     def parse(*checks: str, prose: str = ""):
         claims = "\n".join(
-            f'```claim c{i}\ntext: Claim {i}.\ncheck: "{check}"\n```\n'
+            f'```claim c{i}\nkind: check\ntext: Claim {i}.\ncheck: "{check}"\n```\n'
             for i, check in enumerate(checks)
         )
         body = f"{prose}\n\n```demo drift\nexperiment: test_drift\n```\n\n{claims}"

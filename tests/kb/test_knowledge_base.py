@@ -14,7 +14,10 @@ import pytest
 
 from engine.catalog import get_experiment
 from engine.registry import Param, experiment
-from kb.config import PROJECT_ROOT
+from kb.config import PROJECT_ROOT, Settings
+from kb.run.cache import Cache
+from kb.run.evaluate import evaluate
+from kb.run.executor import Executor
 from kb.model import Answer
 from kb.answers.parse import display_path, load_answers, parse_answer
 from kb.answers.regions import BLOCK_KINDS, Kind, body_regions, split_inline
@@ -37,6 +40,12 @@ SLUGS = {
     "why-bn-speeds-up-training",
     "why-later-layers-benefit-most",
     "bn-backward-gradient",
+    # Questions learners ask next (source: learners)
+    "train-vs-eval-mode",
+    "batchnorm-vs-layernorm",
+    "batchnorm-in-convnets",
+    "before-or-after-activation",
+    "batchnorm-with-dropout",
 }
 
 PROSE_LINK = re.compile(r"\]\(/a/([^)#\s]*)")
@@ -169,7 +178,7 @@ def test_count_sentences_ignores_math_values_and_abbreviations():
     assert count_sentences("One sentence without a final stop") == 0
 
 
-def test_the_folder_holds_exactly_the_thirteen_answers():
+def test_the_folder_holds_exactly_the_eighteen_answers():
     assert {path.stem for path in ANSWERS_DIR.glob("*.md")} == SLUGS
     assert set(BY_SLUG) == SLUGS
 
@@ -185,7 +194,25 @@ def test_answer_parses_strictly(slug):
 def test_demonstrations_with_figures_and_claims(slug):
     answer = BY_SLUG[slug]
     assert any(demo.figures for demo in answer.demonstrations), "no demonstration with a figure"
-    assert len(answer.claims) >= 2
+    findings = [claim.id for claim in answer.claims if claim.kind == "finding"]
+    assert len(findings) >= 2, f"findings: {findings}"
+    assert len(answer.seeds) >= 10
+
+
+@pytest.mark.parametrize("slug", sorted(SLUGS))
+def test_every_finding_reports_its_effect_with_an_interval(slug):
+    # Over the answer's sample, through the on-disk cache that `pytest answers/` fills too.
+    answer = BY_SLUG[slug]
+    evaluation = evaluate(answer, Executor(Cache(Settings.from_env().cache_dir)),
+                          list(answer.seeds))
+    for outcome in evaluation.claims:
+        if outcome.claim.kind != "finding":
+            continue
+        effect = outcome.effect
+        assert effect is not None, f"{outcome.claim.location}: {outcome.detail}"
+        low, high = effect.ci
+        assert math.isfinite(low) and low <= effect.mean <= high, effect
+        assert len(effect.values) == len(answer.seeds)
 
 
 @pytest.mark.parametrize("slug", sorted(SLUGS))

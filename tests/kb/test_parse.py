@@ -718,6 +718,8 @@ def test_a_finding_is_measured_over_the_declared_sample(write_answer, line_of):
 
 
 FINDING_PROBLEMS = [
+    ("no kind", "", "```claim c",
+     "claim 'c' needs 'kind: finding' (an effect measured over seeds) or 'kind: check'"),
     ("unknown kind", "kind: guess", "kind: guess",
      "claim 'c' needs 'kind: finding' (an effect measured over seeds) or 'kind: check'"),
     ("aggregate in a check", "kind: check", "check: ci_low(drift.ratio) > 1",
