@@ -94,6 +94,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("failure_ttl", "KB_FAILURE_TTL", float,
             "seconds a failed or timed-out demonstration is remembered and not computed again, "
             "by any worker (default 600; 0: not remembered)", 0),
+    Setting("cache_size", "KB_CACHE_SIZE", int,
+            "MiB the demonstration cache may hold; the least recently used results and figures "
+            "go first, never the answers' own (default 1024)", 1),
 )
 
 
@@ -112,6 +115,7 @@ class Settings:
     demo_memory: int = 1024
     demo_cpu: float = 60.0
     failure_ttl: float = 600.0
+    cache_size: int = 1024
 
     def __post_init__(self) -> None:
         # Values given in code (tests, command-line options) obey the same rules as variables.

@@ -13,9 +13,15 @@ import logging
 import click
 from werkzeug.serving import make_server
 
-from kb.config import Settings
+from kb.config import ConfigError, Settings
 from kb.web.app import create_app
 from kb.web.warm import warm_in_background
+
+
+class StartError(click.ClickException):
+    """A start that cannot go on: one line (``Error: ...``), exit code 2."""
+
+    exit_code = 2
 
 
 @click.command(help="Serve the site on one machine.")
@@ -30,7 +36,10 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
         raise click.UsageError(f"answers folder not found: {settings.answers_dir}")
     host = host or settings.host
     port = settings.port if port is None else port
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        raise StartError(str(exc)) from None
     site = app.extensions["kb"]
     site.index.ensure_current(force=True)  # built (or checked) before the first search
     try:

@@ -4,7 +4,10 @@
 ``kb/wsgi.py`` for the one gunicorn imports). Its routes are HTML pages (``kb.web.pages``) and
 their JSON twins under ``/api/`` (``kb.web.api``); they only translate HTTP to calls on the
 app's ``Site`` (``kb.web.site``) and back. User input never causes a 5xx: bad parameters give
-400 with the reason, unknown answers 404 with suggestions, in HTML or, under ``/api/``, in JSON.
+400 with the reason, unknown answers 404 with suggestions, in HTML or, under ``/api/``, in JSON;
+what cannot be served now gets 503 with a reason and a
+``Retry-After``: a busy compute slot, a figure still computing, a search index that cannot
+be read.
 """
 from __future__ import annotations
 
@@ -21,12 +24,13 @@ from kb.web.api import api
 from kb.web.errors import Answered, error_response
 from kb.web.pages import pages
 from kb.web.render import error_box
-from kb.web.site import Busy, Site
+from kb.web.site import Busy, NotYet, SearchUnavailable, Site
 from kb.web.urls import answer_url, thread_anchor
 
 logger = logging.getLogger(__name__)
 
 BUSY_RETRY_AFTER = 10  # seconds: most demonstrations take a few
+NOT_YET_RETRY_AFTER = 5  # seconds: a page being computed is looked at again this often
 
 
 def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
@@ -35,12 +39,15 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app = Flask(__name__)
     app.config.update(flask_config)
     app.json.sort_keys = False
-    app.extensions["kb"] = Site(settings or Settings.from_env())
+    settings = settings or Settings.from_env()
+    app.extensions["kb"] = Site(settings)
     app.register_blueprint(pages)
     app.register_blueprint(api)
     app.register_error_handler(Answered, lambda exc: exc.response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Busy, _busy)
+    app.register_error_handler(NotYet, _not_yet)
+    app.register_error_handler(SearchUnavailable, _search_unavailable)
     app.register_error_handler(Exception, _unexpected_error)
     app.jinja_env.globals.update(error_box=error_box, thread_anchor=thread_anchor,
                                  max_query=MAX_QUERY_CHARS, max_seed=MAX_SEED)
@@ -54,12 +61,31 @@ def _http_error(exc: HTTPException) -> Response:
 def _busy(exc: Busy) -> Response:
     back = {"title": f"{exc.answer.title} (with its own settings)",
             "url": answer_url(exc.answer.slug)}
-    response = error_response(503, str(exc), back=back)
-    response.headers["Retry-After"] = str(BUSY_RETRY_AFTER)
+    return _unavailable(error_response(503, str(exc), back=back), BUSY_RETRY_AFTER)
+
+
+def _not_yet(exc: NotYet) -> Response:
+    return _unavailable(error_response(503, str(exc)), NOT_YET_RETRY_AFTER)
+
+
+def _search_unavailable(exc: SearchUnavailable) -> Response:
+    return _unavailable(error_response(
+        503, f"Search is not available right now: the search index cannot be read or built "
+             f"({exc}). Every answer is listed on the home page.",
+        back={"title": "All answers", "url": "/"}), BUSY_RETRY_AFTER)
+
+
+def _unavailable(response: Response, retry_after: int) -> Response:
+    response.headers["Retry-After"] = str(retry_after)
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 def _unexpected_error(exc: Exception) -> Response:
     logger.exception("unexpected error on %s", request.full_path)
-    return error_response(500, "An unexpected error occurred; it has been logged.")
+    try:
+        return error_response(500, "An unexpected error occurred; it has been logged.")
+    except Exception:  # the error page itself failed: plain text, never a second traceback
+        logger.exception("the error page failed too")
+        return Response("An unexpected error occurred; it has been logged.\n", 500,
+                        mimetype="text/plain")

@@ -18,7 +18,7 @@ from engine.catalog import get_experiment
 from kb.answers.parse import SUMMARY_LIMIT
 from kb.answers.stats import Effect
 from kb.model import Answer
-from kb.web.render import claim_html, error_box, figure_html, render_markdown
+from kb.web.render import claim_html, computing_box, error_box, figure_html, render_markdown
 from kb.web.site import Outcome
 from kb.web.urls import (
     answer_ref, answer_url, figure_url, public_url, site, thread_anchor, with_query,
@@ -85,6 +85,7 @@ def answer_context(outcome: Outcome) -> Context:
         "claims": claims,
         "related": _related(answer),
         "errors": outcome.errors,
+        "computing": outcome.computing,  # demonstrations without a result yet
     }
     description = _short_description(answer.summary)
     main_figure = figures[0] if figures else None
@@ -115,6 +116,9 @@ def answer_body(outcome: Outcome) -> str:
     blocks = {}
     for demo in outcome.answer.demonstrations:
         result = outcome.run.results.get(demo.name)
+        if demo.name in outcome.computing:
+            blocks[f"demo {demo.name}"] = computing_box(demo.name)
+            continue
         if result is None or result.values is None:
             blocks[f"demo {demo.name}"] = error_box(
                 [result.error if result else f"{demo.location}: demonstration did not run"],
@@ -218,7 +222,7 @@ def _demonstrations(outcome: Outcome, forms: list[dict]) -> list[dict]:
                          "default": _plain(p.default), "range": p.range, "query": p.field}
                 for p in fields.get(demo.name, [])
             },
-            "error": result.error,
+            "error": None if demo.name in outcome.computing else result.error,
         }
         for demo in outcome.answer.demonstrations
         for result in [outcome.run.results[demo.name]]

@@ -21,7 +21,7 @@ def error_response(status: int, reason: str, suggestions: list[dict] | None = No
         response = jsonify(body)
     else:
         heading = {400: "That request cannot be shown", 404: "Not found",
-                   503: "Busy computing, try again shortly"}.get(status, "Something went wrong")
+                   503: "Not available yet, try again shortly"}.get(status, "Something went wrong")
         response = Response(render_template(
             "error.html", status=status, heading=heading, reason=reason,
             suggestions=suggestions or [], back=back))

@@ -11,7 +11,7 @@ from flask import redirect, request, url_for
 from engine.registry import ParameterError
 from kb.model import Answer
 from kb.web.errors import Answered, error_response
-from kb.web.site import View, parse_view
+from kb.web.site import SearchUnavailable, View, parse_view
 from kb.web.urls import answer_ref, answer_url, site
 
 MAX_LIMIT = 100  # search results per request
@@ -39,7 +39,11 @@ def _suggestions(words: str, limit: int = 5) -> list[dict]:
     """Answers close to ``words``: close slugs first, then search hits."""
     answers = site().answers.current().by_slug
     slugs = difflib.get_close_matches(words, list(answers), n=limit, cutoff=0.6)
-    for hit in site().search(words.replace("-", " "), limit).results:
+    try:
+        hits = site().search(words.replace("-", " "), limit).results
+    except SearchUnavailable:  # close slugs are suggestions enough
+        hits = []
+    for hit in hits:
         if hit.slug not in slugs and hit.slug in answers:
             slugs.append(hit.slug)
     return [answer_ref(answers[s]) for s in slugs[:limit]]

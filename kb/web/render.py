@@ -72,6 +72,13 @@ def error_box(messages: list[str], title: str = "This answer has problems") -> M
                   ).format(title, items)
 
 
+def computing_box(demonstration: str) -> Markup:
+    """Where a demonstration's figures go while it is being computed."""
+    return Markup('<div class="computing-box" role="status">Demonstration <code>{}</code> is '
+                  'being computed; its figures appear here when it is done.</div>'
+                  ).format(demonstration)
+
+
 def figure_html(name: str, caption: str, svg_url: str, png_url: str) -> Markup:
     """A figure with its stable anchor, the SVG shown and the PNG one click away."""
     return Markup(

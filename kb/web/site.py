@@ -5,14 +5,26 @@
 - ``MemoCache``: a bounded in-memory cache that computes each key once even under threads.
 - ``View``: the seed and parameter overrides a page is shown with (from its query string).
 - ``ComputeSlots``: how many new computations for other views may run at once.
+- ``Sampler``: computes answers' own settings and samples of seeds in the background.
 - ``Site``: one of each, plus the executor, for one app; ``Outcome``: an answer run for a view.
+
+No request waits for a computation that is not its own: a view at an answer's own settings
+only reads what is computed (what is not shows as computing, and the ``Sampler`` computes it);
+a rerun computes in its request, within a compute slot, and does not wait for another thread
+or process computing the same result. Storage trouble (a read-only or full data folder)
+degrades what is served, never fails it: the search keeps its last index, results that cannot
+be stored are kept in memory.
 
 Nothing here knows about Flask: ``kb.web.app`` holds one ``Site`` per app.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import math
+import os
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,14 +32,15 @@ from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping
 
 from cachetools import TLRUCache, cached
+from filelock import FileLock
 
 from engine.catalog import get_experiment
 from engine.registry import ParameterError, UnknownExperimentError, check_seed
 from kb.run.cache import Cache
-from kb.config import Settings
+from kb.config import ConfigError, Settings
 from kb.run.evaluate import Evaluation, evaluate
-from kb.run.executor import Executor
-from kb.run.figures import FORMATS, FigureError, figure_bytes
+from kb.run.executor import Computing, Executor, Limits
+from kb.run.figures import FORMATS, FigureError, figure_bytes, figure_key
 from kb.search.refresh import refresh_index
 from kb.model import Answer, AnswerRun, ClaimOutcome
 from kb.answers.parse import load_answers
@@ -40,6 +53,8 @@ logger = logging.getLogger(__name__)
 RETRY_FAILED_AFTER = 60.0
 # A page whose findings are still being measured is made again after this many seconds.
 PENDING_RECHECK = 5.0
+# A page with a demonstration being computed is made again after this many seconds.
+COMPUTING_RECHECK = 2.0
 
 
 @dataclass(frozen=True)
@@ -139,6 +154,12 @@ class MemoCache:
                     keep_for: Callable[[Any], float] = lambda value: math.inf) -> Any:
         """The value for ``key``; a value made now is kept ``keep_for(value)`` seconds."""
         return self._made(key, make, keep_for)[0]
+
+    def put(self, key: Hashable, value: Any,
+            keep_for: Callable[[Any], float] = lambda value: math.inf) -> None:
+        """Keep ``value`` for ``key`` (made elsewhere) ``keep_for(value)`` seconds."""
+        with self._made.cache_lock:
+            self._values[key] = (value, keep_for(value))
 
     def clear(self) -> None:
         self._made.cache_clear()
@@ -242,9 +263,17 @@ class Outcome:
         return self.evaluation.shown_values()
 
     @property
+    def computing(self) -> list[str]:
+        """The demonstrations without a result yet: being computed (they are not errors)."""
+        return [name for name, result in self.run.results.items()
+                if isinstance(result, Computing)]
+
+    @property
     def errors(self) -> list[str]:
-        """Every problem, each naming its file:line."""
-        return [problem.message for problem in self.evaluation.problems]
+        """Every problem, each naming its file:line (a demonstration being computed is none)."""
+        computing = {f"demonstration {name}" for name in self.computing}
+        return [problem.message for problem in self.evaluation.problems
+                if not (problem.kind == "demonstration" and problem.name in computing)]
 
     @property
     def complete(self) -> bool:
@@ -252,8 +281,11 @@ class Outcome:
         return self.evaluation.complete
 
     def keep_for(self) -> float:
-        """Seconds to keep this in memory: for ever, until its findings' sample may be
-        computed, or until a failure is worth trying again."""
+        """Seconds to keep this in memory: for ever, until what is being computed may be
+        done, until its findings' sample may be computed, or until a failure is worth trying
+        again."""
+        if self.computing:
+            return COMPUTING_RECHECK
         if self.evaluation.pending:
             return PENDING_RECHECK
         return math.inf if self.complete else RETRY_FAILED_AFTER
@@ -272,13 +304,23 @@ class Busy(Exception):
         self.demos = demos
 
 
+class NotYet(Exception):
+    """Something that needs a demonstration still being computed (a figure): the request can
+    be repeated shortly."""
+
+    def __init__(self, answer: Answer, demo: str):
+        super().__init__(f"Demonstration '{demo}' of '{answer.slug}' is still being computed; "
+                         "try again in a few seconds.")
+        self.answer = answer
+
+
 class ComputeSlots:
     """At most ``slots`` computations for other views at once in this process (at least 1).
 
     Every new seed or parameter set in a URL costs a computation of up to the demonstration
     time limit; without a bound, a burst of such URLs would keep every server thread busy
     computing and leave none to serve the pages everyone reads. Views with the answers' own
-    settings are not counted: they are computed once, when the service warms up."""
+    settings are not counted: they never compute in a request (the ``Sampler`` does)."""
 
     def __init__(self, slots: int):
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
@@ -293,51 +335,140 @@ class ComputeSlots:
         self._free.release()
 
 
+class SearchUnavailable(Exception):
+    """No search index to read: none was built, and it cannot be built now."""
+
+
 class KeptIndex:
     """The search index, built when missing and rebuilt when the answer files change.
 
     Freshness (a fingerprint of the files) is checked at most once per ``check_interval``
     seconds. Several processes may share the index folder: ``SearchIndex`` serializes their
-    builds and swaps each new version in atomically, so readers always see a whole index.
+    builds and swaps each new version in atomically, so readers always see a whole index; a
+    lock file (``lock_path``) and a second look make the processes starting together build
+    it once. A build that fails (a read-only or full data folder) leaves the current index
+    in service: it is logged once and tried again after the interval.
     """
 
-    def __init__(self, index: SearchIndex, answers_dir: Path, check_interval: float = 5.0):
+    def __init__(self, index: SearchIndex, answers_dir: Path, check_interval: float = 5.0,
+                 lock_path: Path | None = None):
         self.index = index
         self.answers_dir = answers_dir
         self.check_interval = check_interval
+        self.lock_path = lock_path
         self._lock = threading.Lock()
         self._checked_at = float("-inf")
+        self.failure: str | None = None  # why the last build failed, until one succeeds
 
     def ensure_current(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._checked_at < self.check_interval:
             return
         with self._lock:  # one check at a time; the others wait for its result
             if force or time.monotonic() - self._checked_at >= self.check_interval:
-                build = refresh_index(self.index, self.answers_dir)
-                if build is not None:
-                    logger.info("search index built: %d answers in %.2f s",
-                                len(build.titles), build.seconds)
+                try:
+                    build = self._refresh()
+                except Exception as exc:  # storage trouble, or an index that cannot be built
+                    self._failed(exc)
+                else:
+                    if self.failure is not None:
+                        logger.info("search index can be built again")
+                    self.failure = None
+                    if build is not None:
+                        logger.info("search index built: %d answers in %.2f s",
+                                    len(build.titles), build.seconds)
                 self._checked_at = time.monotonic()
+
+    def _refresh(self):
+        if self.lock_path is None:
+            return refresh_index(self.index, self.answers_dir)
+        try:
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(self.lock_path)
+            lock.acquire()
+        except OSError:  # no lock file in a read-only folder: build (or fail) without it
+            return refresh_index(self.index, self.answers_dir)
+        try:  # another process may have built it while we waited: refresh_index looks again
+            return refresh_index(self.index, self.answers_dir)
+        finally:
+            lock.release()
+
+    def _failed(self, exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        if self.failure is None:
+            kept = "keeping the current index" if self.index.exists() else "there is no index"
+            logger.warning("search index could not be built (%s); %s, trying again every "
+                           "%g s", reason, kept, self.check_interval)
+        self.failure = reason
 
     def search(self, query: str, limit: int) -> SearchResults:
         self.ensure_current()
-        return self.index.search(query, limit)
+        try:
+            return self.index.search(query, limit)
+        except FileNotFoundError as exc:
+            raise SearchUnavailable(self.failure or str(exc)) from None
+
+    def clean_leftovers(self, older_than: float = 600.0) -> int:
+        """Remove what builds that were killed left behind: version folders without their
+        fingerprint (the last file a build writes) and link files never swapped in, older
+        than ``older_than`` seconds. Only while no build runs (their lock is free); returns
+        how many were removed."""
+        index_dir = self.index.index_dir
+        lock_path = index_dir.with_name(index_dir.name + ".lock")
+        versions = index_dir.with_name(index_dir.name + ".versions")
+        try:
+            lock_file = open(lock_path, "a")
+        except OSError:
+            return 0
+        removed = 0
+        with lock_file:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return 0  # a build is running
+            try:
+                now = time.time()
+                candidates = [p for p in versions.glob("*")
+                              if not (p / "answers.fingerprint").exists()]
+                candidates += list(index_dir.parent.glob(f".{index_dir.name}.*.link"))
+                for path in candidates:
+                    try:
+                        if now - path.lstat().st_mtime < older_than:
+                            continue
+                        if path.is_dir() and not path.is_symlink():
+                            shutil.rmtree(path)
+                        else:
+                            path.unlink()
+                        removed += 1
+                    except OSError:
+                        continue
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+        if removed:
+            logger.info("removed %d leftovers of killed index builds", removed)
+        return removed
 
 
 class Sampler:
-    """Computes answers' samples of seeds in one background thread, each answer once at a
-    time: a page that needs a sample not yet in the cache asks for it and shows its findings
-    as pending meanwhile, instead of waiting for ten or more runs."""
+    """Computes answers in one background thread: their own settings (and figures) when a
+    page found them missing, and their samples of seeds, which findings are measured on.
+    Own settings go first, so a page waits for no sample (nor for a broken answer's); a page
+    shows what is missing as computing, or pending, meanwhile."""
 
-    def __init__(self, executor: Executor):
+    def __init__(self, executor: Executor, cache: Cache | None = None):
         self.executor = executor
+        self.cache = cache
         self._lock = threading.Lock()
-        self._wanted: dict[str, Answer] = {}  # slug -> answer, in the order asked
+        self._own: dict[str, Answer] = {}  # slug -> answer, in the order asked
+        self._samples: dict[str, Answer] = {}
         self._thread: threading.Thread | None = None
+        self.idle = threading.Event()
+        self.idle.set()
 
-    def request(self, answer: Answer) -> None:
+    def request(self, answer: Answer, own: bool = False) -> None:
+        """Compute ``answer``'s sample of seeds, or (``own``) its own settings and figures."""
         with self._lock:
-            self._wanted.setdefault(answer.slug, answer)
+            (self._own if own else self._samples).setdefault(answer.slug, answer)
+            self.idle.clear()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, name="kb-sampler",
                                                 daemon=True)
@@ -348,21 +479,62 @@ class Sampler:
         for seed in answer.seeds:
             self.executor.run(answer, seed)
 
+    def compute_own(self, answer: Answer, figures: bool = True) -> None:
+        """Compute ``answer``'s own settings and (``figures``) their figures now, in this
+        thread."""
+        run = self.executor.run(answer)
+        for demo in answer.demonstrations if figures else ():
+            result = run.results[demo.name]
+            for spec in demo.figures:
+                for fmt in FORMATS:
+                    try:
+                        figure_bytes(self.cache, demo, result, spec, fmt)
+                    except FigureError as exc:  # shown on the page; nothing to compute
+                        logger.warning("%s", exc)
+
     def _work(self) -> None:
         while True:
             with self._lock:
-                if not self._wanted:
+                queue = self._own or self._samples
+                if not queue:
                     self._thread = None
+                    self.idle.set()
                     return
-                slug = next(iter(self._wanted))
-                answer = self._wanted[slug]
+                slug = next(iter(queue))
+                answer = queue[slug]
             try:
-                self.compute(answer)
-            except Exception:  # a page shows the failure when it evaluates the sample
-                logger.exception("computing the sample of seeds of %s failed", slug)
+                (self.compute_own if queue is self._own else self.compute)(answer)
+            except Exception:  # a page shows the failure when it evaluates the answer
+                logger.exception("computing %s in the background failed", slug)
             finally:
                 with self._lock:
-                    self._wanted.pop(slug, None)
+                    queue.pop(slug, None)
+
+
+def check_data_dir(data_dir: Path) -> bool:
+    """Whether the data folder can be written (made if missing). ConfigError, one line, when it
+    cannot be used at all; a read-only (or full) folder is served as it is, with a warning."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"the data folder {data_dir} (KB_DATA) is not a folder") from None
+    except OSError as exc:
+        raise ConfigError(f"the data folder {data_dir} (KB_DATA) cannot be made: "
+                          f"{exc.strerror or exc}") from None
+    try:
+        os.listdir(data_dir)
+    except OSError as exc:
+        raise ConfigError(f"the data folder {data_dir} (KB_DATA) cannot be read: "
+                          f"{exc.strerror or exc}") from None
+    try:
+        with tempfile.TemporaryFile(dir=data_dir):
+            pass
+    except OSError as exc:
+        logger.warning("the data folder %s cannot be written (%s): serving the index and "
+                       "results it holds; new results are kept in memory only",
+                       data_dir, exc.strerror or exc)
+        return False
+    return True
 
 
 class Site:
@@ -370,17 +542,24 @@ class Site:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.writable = check_data_dir(settings.data_dir)
         self.answers = AnswerStore(settings.answers_dir, settings.reload_interval)
         self.index = KeptIndex(SearchIndex(settings.index_dir), settings.answers_dir,
-                               settings.index_interval)
-        self.cache = Cache(settings.cache_dir)
-        self.executor = Executor(self.cache, timeout=settings.demo_timeout)
+                               settings.index_interval,
+                               lock_path=settings.data_dir / "index-refresh.lock")
+        self.cache = Cache(settings.cache_dir, failure_ttl=settings.failure_ttl,
+                           max_bytes=settings.cache_size * 2**20, protected=self.protected_keys,
+                           kept=max(settings.memo_size, 16))
+        limits = Limits(cpu_seconds=settings.demo_cpu, memory_mib=settings.demo_memory)
+        self.executor = Executor(self.cache, timeout=settings.demo_timeout, limits=limits)
+        self.reader = self.executor.but(compute=False)  # pages: what is computed, no more
+        self.rerunner = self.executor.but(wait=False)  # reruns: compute, wait for no one
         self.compute_slots = ComputeSlots(settings.compute_slots)
         self.outcomes = MemoCache(settings.memo_size)  # (slug, view, generation) -> Outcome
         self.pages = MemoCache(settings.memo_size)  # rendered pages, keyed by kb.web
         self.figures = MemoCache(settings.memo_size)  # (slug, figure, format, view, generation)
         self.samples = MemoCache(settings.memo_size)  # (slug, generation) -> sample runs
-        self.sampler = Sampler(self.executor)
+        self.sampler = Sampler(self.executor, self.cache)
 
     def search(self, query: str, limit: int) -> SearchResults:
         return self.index.search(query, limit)
@@ -388,10 +567,45 @@ class Site:
     def outcome(self, answer: Answer, view: View, generation: int) -> Outcome:
         """The answer run with ``view``: demonstrations from the cache, claims evaluated.
         ``generation``: that of the ``Answers`` the answer came from (part of the key).
-        Busy when the view needs computations and no compute slot is free."""
-        return self.outcomes.get_or_make(
-            (answer.slug, view, generation), lambda: self._evaluate(answer, view, generation),
-            keep_for=Outcome.keep_for)
+
+        At the answer's own settings nothing is computed here: what is missing shows as
+        computing, and the sampler computes it. Another view computes what it needs in this
+        request, within a compute slot: Busy when it needs computations and no slot is free.
+        """
+        key = (answer.slug, view, generation)
+        if view != View():
+            missing = self.executor.to_compute(answer, view.seed, view.overrides_dict())
+            if missing:
+                # Computed outside the memo: others asking for it meanwhile get Busy, or see
+                # it computing, rather than waiting for it.
+                outcome = self._rerun(answer, view, generation, missing)
+                self.outcomes.put(key, outcome, keep_for=Outcome.keep_for)
+                return outcome
+        return self.outcomes.get_or_make(key, lambda: self._read(answer, view, generation),
+                                         keep_for=Outcome.keep_for)
+
+    def _read(self, answer: Answer, view: View, generation: int) -> Outcome:
+        outcome = self._evaluate(answer, view, generation, self.reader)
+        if outcome.computing and view == View():
+            self.sampler.request(answer, own=True)
+        return outcome
+
+    def _rerun(self, answer: Answer, view: View, generation: int, missing: list[str]
+               ) -> Outcome:
+        if not self.compute_slots.try_take():
+            raise Busy(answer, missing)
+        try:
+            return self._evaluate(answer, view, generation, self.rerunner)
+        finally:
+            self.compute_slots.give_back()
+
+    def _evaluate(self, answer: Answer, view: View, generation: int, executor: Executor
+                  ) -> Outcome:
+        # Findings are measured over the answer's sample at its own settings, whatever the
+        # view: a rerun changes the figures, values and checks of its one run.
+        sample = self.sample(answer, generation)
+        return Outcome(view, evaluate(answer, executor, [view.seed], view.overrides_dict(),
+                                      sample=sample))
 
     def sample(self, answer: Answer, generation: int) -> list[AnswerRun] | None:
         """The runs of ``answer``'s sample of seeds at its own settings, which its findings
@@ -401,38 +615,21 @@ class Site:
             return None
 
         def read() -> list[AnswerRun]:
-            if any(self.executor.to_compute(answer, seed) for seed in answer.seeds):
-                self.sampler.request(answer)
-                return []
-            return [self.executor.run(answer, seed) for seed in answer.seeds]
+            if not any(self.executor.to_compute(answer, seed) for seed in answer.seeds):
+                runs = [self.reader.run(answer, seed) for seed in answer.seeds]
+                if not any(isinstance(r, Computing) for run in runs
+                           for r in run.results.values()):
+                    return runs
+            self.sampler.request(answer)
+            return []
 
         return self.samples.get_or_make((answer.slug, generation), read,
                                         keep_for=lambda runs: math.inf if runs else 0)
 
-    def _evaluate(self, answer: Answer, view: View, generation: int) -> Outcome:
-        # Findings are measured over the answer's sample at its own settings, whatever the
-        # view: a rerun changes the figures, values and checks of its one run.
-        sample = self.sample(answer, generation)
-
-        def run() -> Outcome:
-            return Outcome(view, evaluate(answer, self.executor, [view.seed],
-                                          view.overrides_dict(), sample=sample))
-
-        if view == View():
-            return run()
-        missing = self.executor.to_compute(answer, view.seed, view.overrides_dict())
-        if not missing:
-            return run()
-        if not self.compute_slots.try_take():
-            raise Busy(answer, missing)
-        try:
-            return run()
-        finally:
-            self.compute_slots.give_back()
-
     def figure(self, answer: Answer, name: str, fmt: str, view: View, generation: int) -> bytes:
         """The figure ``name`` drawn for ``view``; LookupError if the answer has no such
-        figure, FigureError (naming file:line) if it cannot be drawn."""
+        figure, NotYet while its demonstration is computing, FigureError (naming file:line)
+        if it cannot be drawn."""
         found = [(d, f) for d in answer.demonstrations for f in d.figures if f.name == name]
         if not found:
             raise LookupError(f"answer '{answer.slug}' has no figure '{name}'")
@@ -440,28 +637,53 @@ class Site:
 
         def draw() -> bytes:
             result = self.outcome(answer, view, generation).run.results[demo.name]
+            if isinstance(result, Computing):
+                raise NotYet(answer, demo.name)
             return figure_bytes(self.cache, demo, result, spec, fmt)
 
         return self.figures.get_or_make((answer.slug, name, fmt, view, generation), draw)
 
-    def warm(self, stop: threading.Event | None = None) -> int:
-        """Compute every answer's demonstrations and figures at their own settings, so that
-        first page views read the cache; returns how many answers were warmed."""
+    def protected_keys(self) -> set[str]:
+        """The cache keys of every answer's own settings: its demonstrations at their own
+        seeds (with their figures) and at its sample's seeds. The cache never evicts them."""
+        keys: set[str] = set()
+        for answer in self.answers.current().all():
+            for demo in answer.demonstrations:
+                try:
+                    params = get_experiment(demo.experiment).resolve(demo.params)
+                except (UnknownExperimentError, ParameterError):
+                    continue
+                own = self.cache.key(demo.experiment, params, demo.seed)
+                keys.add(own)
+                keys.update(self.cache.key(demo.experiment, params, s) for s in answer.seeds)
+                keys.update(figure_key(own, spec.drawing, fmt)
+                            for spec in demo.figures for fmt in FORMATS)
+        return keys
+
+    def housekeeping(self) -> None:
+        """Remove what killed writers and builds left behind, and keep the cache under its
+        size bound; run at start."""
+        if not self.writable:
+            return
+        self.index.clean_leftovers()
+        pruned = self.cache.prune()
+        if pruned is not None and pruned.leftovers:
+            logger.info("removed %d leftovers of killed cache writes", pruned.leftovers)
+
+    def warm(self, stop: threading.Event | None = None, samples: bool = True,
+             figures: bool = True) -> int:
+        """Compute every answer's demonstrations and (``figures``) figures at their own
+        settings, so that first page views read the cache, then (``samples``) their samples
+        of seeds; returns how many answers were warmed."""
         answers = self.answers.current()
         warmed = 0
         for answer in answers.all():
             if stop is not None and stop.is_set():
                 break
-            self.outcome(answer, View(), answers.generation)
-            for spec in (f for d in answer.demonstrations for f in d.figures):
-                for fmt in FORMATS:
-                    try:
-                        self.figure(answer, spec.name, fmt, View(), answers.generation)
-                    except FigureError as exc:  # shown on the page; nothing to warm
-                        logger.warning("%s", exc)
+            self.sampler.compute_own(answer, figures)
             warmed += 1
         # Then every answer's sample of seeds (ten or more runs each), for its findings.
-        for answer in answers.all():
+        for answer in answers.all() if samples else ():
             if stop is not None and stop.is_set():
                 break
             self.sampler.compute(answer)

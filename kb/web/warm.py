@@ -11,8 +11,9 @@ logger = logging.getLogger("kb.warm")
 
 
 def warm_in_background(site: Site) -> threading.Event:
-    """Compute every answer's demonstrations and figures in a daemon thread; set the returned
-    event to stop early.
+    """Remove leftovers of killed writes and builds and bound the cache, then compute every
+    answer's demonstrations and figures, in a daemon thread; set the returned event to stop
+    early.
 
     On a fresh machine each answer's first view would otherwise compute its demonstrations
     (seconds each). Several processes warming at once share the work: the cache computes each
@@ -26,6 +27,7 @@ def warm_in_background(site: Site) -> threading.Event:
 def _warm(site: Site, stop: threading.Event) -> None:
     started = time.perf_counter()
     try:
+        site.housekeeping()
         count = site.warm(stop)
     except Exception:  # warming is an optimisation: pages compute on demand anyway
         logger.exception("warming the demonstration cache failed")

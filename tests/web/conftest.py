@@ -164,7 +164,11 @@ def settings(tmp_path: Path, answers_dir: Path) -> Settings:
 @pytest.fixture
 def app(settings: Settings):
     # No throttling: tests edit answer files and expect the next request to see the change.
-    return create_app(settings.replace(reload_interval=0.0, index_interval=0.0), TESTING=True)
+    app = create_app(settings.replace(reload_interval=0.0, index_interval=0.0), TESTING=True)
+    # As a server's warm-up at start leaves it: every answer's own settings computed (pages
+    # at their own settings never compute; what they lack shows as computing).
+    app.extensions["kb"].warm(samples=False, figures=False)
+    return app
 
 
 @pytest.fixture

@@ -28,8 +28,11 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture
 def live_url(settings):
-    """The app over the tmp answers, served on a free loopback port in a thread."""
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    """The app over the tmp answers, warmed up as at a server's start, served on a free
+    loopback port in a thread."""
+    app = create_app(settings)
+    app.extensions["kb"].warm(samples=False, figures=False)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"

@@ -72,8 +72,8 @@ def test_kb_serve_builds_the_index_and_serves(run_server, settings: Settings):
 
 def test_gunicorn_serves_the_wsgi_app_from_environment_settings(run_server, settings: Settings):
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "-w", "2", "--threads", "2",
-               "-b", f"127.0.0.1:{port}", "kb.wsgi:app"]
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:kb.gunicorn_conf", "-w", "2",
+               "--threads", "2", "-b", f"127.0.0.1:{port}", "kb.wsgi:app"]
     base = run_server(command, port, {"KB_ANSWERS": str(settings.answers_dir),
                                       "KB_DATA": str(settings.data_dir),
                                       "KB_BASE_URL": "https://kb.example.org"})
@@ -82,3 +82,5 @@ def test_gunicorn_serves_the_wsgi_app_from_environment_settings(run_server, sett
     assert status == 200 and 'href="https://kb.example.org/a/plain"' in html
     status, body = get(f"{base}/api/search?q=plain+words")
     assert status == 200 and '"slug":"plain"' in body
+    versions = settings.index_dir.with_name("index.versions")
+    assert len(list(versions.iterdir())) == 1  # the two workers built it once

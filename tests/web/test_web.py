@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
+import kb.run.executor
 from engine.catalog import get_experiment
 from kb.config import PROJECT_ROOT, Settings
 from kb.web.app import create_app
@@ -456,14 +457,21 @@ def test_broken_answer_renders_with_an_error_box_and_others_stay_fine(client):
         assert client.get(url).status_code == 200
 
 
-def test_failed_demonstrations_are_retried_after_a_while_not_on_every_view(app, client,
-                                                                           monkeypatch):
-    executor, runs = app.extensions["kb"].executor, []
-    run = executor.run
-    monkeypatch.setattr(executor, "run", lambda *args, **kw: runs.append(1) or run(*args, **kw))
-    for url in ("/a/broken", "/a/broken", "/api/answers/broken", "/a/broken"):
-        assert client.get(url).status_code == 200
-    assert len(runs) == 1
+def test_a_failed_demonstration_is_recorded_and_no_worker_computes_it_again(
+        app, client, settings, monkeypatch):
+    computed, compute = [], kb.run.executor.compute_isolated
+    monkeypatch.setattr(kb.run.executor, "compute_isolated",
+                        lambda *args, **kw: computed.append(args[0]) or compute(*args, **kw))
+    # Another worker: another app over the same data folder (the warm-up recorded the
+    # failure of the answer's own settings already).
+    other = create_app(settings.replace(reload_interval=0.0), TESTING=True).test_client()
+    for each in (client, other, client):
+        for url in ("/a/broken", "/api/answers/broken", "/a/broken?seed=3"):
+            response = each.get(url)
+            assert response.status_code == 200
+            assert "failed: RuntimeError: this experiment always fails" in response.get_data(
+                as_text=True)
+    assert computed == ["test_web_broken"]  # the view at seed 3, once, by the first worker
 
 
 def test_error_box_names_a_failed_demonstration_once(client):
