@@ -97,6 +97,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cache_size", "KB_CACHE_SIZE", int,
             "MiB the demonstration cache may hold; the least recently used results and figures "
             "go first, never the answers' own (default 1024)", 1),
+    Setting("trusted_hosts", "KB_TRUSTED_HOSTS", str,
+            "comma-separated host names the service answers to (production; default: any "
+            "well-formed host); other Host headers get 400"),
 )
 
 
@@ -116,6 +119,7 @@ class Settings:
     demo_cpu: float = 60.0
     failure_ttl: float = 600.0
     cache_size: int = 1024
+    trusted_hosts: str | None = None
 
     def __post_init__(self) -> None:
         # Values given in code (tests, command-line options) obey the same rules as variables.
@@ -132,6 +136,13 @@ class Settings:
     def index_dir(self) -> Path:
         return self.data_dir / "index"
 
+    @property
+    def trusted_host_list(self) -> list[str] | None:
+        """``trusted_hosts`` as werkzeug takes them; None: any well-formed host."""
+        if not self.trusted_hosts:
+            return None
+        return [host.strip().lower() for host in self.trusted_hosts.split(",") if host.strip()]
+
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
 
@@ -144,7 +155,8 @@ class Settings:
                                   "data_dir": PROJECT_ROOT / ".kb"}
         for setting in SETTINGS:
             text = environ.get(setting.variable)
-            if text is not None and not (setting.field == "base_url" and not text.strip()):
+            optional = setting.field in ("base_url", "trusted_hosts")
+            if text is not None and not (optional and not text.strip()):
                 values[setting.field] = setting.parse(text)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -12,6 +12,7 @@ Each worker also cleans up after killed writers and warms the cache in the backg
 Settings that do not fit, or a data folder that cannot be used, stop the start with one line
 on stderr and exit code 4, which gunicorn takes as "the app failed to load" and stops.
 """
+import logging
 import sys
 
 from kb.config import ConfigError, Settings
@@ -24,5 +25,9 @@ try:
 except ConfigError as exc:
     print(f"kb: {exc}", file=sys.stderr, flush=True)
     sys.exit(APP_LOAD_ERROR)
+if app.extensions["kb"].settings.base_url is None:
+    logging.getLogger("kb.wsgi").warning(
+        "KB_BASE_URL is not set: absolute links (og:url, og:image) use the Host header of "
+        "each request; set it (and KB_TRUSTED_HOSTS) in production")
 app.extensions["kb"].index.ensure_current(force=True)  # builds it if missing or stale
 warm_in_background(app.extensions["kb"])

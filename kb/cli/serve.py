@@ -11,11 +11,18 @@ from __future__ import annotations
 import logging
 
 import click
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from kb.config import ConfigError, Settings
 from kb.web.app import create_app
 from kb.web.warm import warm_in_background
+
+
+class _Handler(WSGIRequestHandler):
+    """werkzeug's request handler, without its version banner in the ``Server`` header."""
+
+    def version_string(self) -> str:
+        return "kb"
 
 
 class StartError(click.ClickException):
@@ -43,7 +50,7 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
     site = app.extensions["kb"]
     site.index.ensure_current(force=True)  # built (or checked) before the first search
     try:
-        server = make_server(host, port, app, threaded=True)
+        server = make_server(host, port, app, threaded=True, request_handler=_Handler)
     except OSError as exc:
         raise click.UsageError(f"cannot listen on {host}:{port}: {exc}") from None
     stop = warm_in_background(site)

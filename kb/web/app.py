@@ -5,7 +5,8 @@
 their JSON twins under ``/api/`` (``kb.web.api``); they only translate HTTP to calls on the
 app's ``Site`` (``kb.web.site``) and back. User input never causes a 5xx: bad parameters give
 400 with the reason, unknown answers 404 with suggestions, in HTML or, under ``/api/``, in JSON;
-what cannot be served now gets 503 with a reason and a
+a bad Host header is a plain 400 before any of that (``kb.web.edges``, which also adds the
+security headers to every response). What cannot be served now gets 503 with a reason and a
 ``Retry-After``: a busy compute slot, a figure still computing, a search index that cannot
 be read.
 """
@@ -21,6 +22,7 @@ from engine.registry import MAX_SEED
 from kb.config import Settings
 from kb.search.index import MAX_QUERY_CHARS
 from kb.web.api import api
+from kb.web.edges import RequestEdges
 from kb.web.errors import Answered, error_response
 from kb.web.pages import pages
 from kb.web.render import error_box
@@ -41,6 +43,8 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app.json.sort_keys = False
     settings = settings or Settings.from_env()
     app.extensions["kb"] = Site(settings)
+    app.config["TRUSTED_HOSTS"] = settings.trusted_host_list
+    app.wsgi_app = RequestEdges(app.wsgi_app, settings.trusted_host_list)  # type: ignore
     app.register_blueprint(pages)
     app.register_blueprint(api)
     app.register_error_handler(Answered, lambda exc: exc.response)

@@ -77,6 +77,9 @@ def save_screenshot(page, tmp_path: Path, name: str) -> Path:
 
 def test_search_open_answer_and_rerun_with_another_seed(browser, live_url, tmp_path):
     page = browser.new_page(viewport={"width": 1200, "height": 900})
+    refused = []  # what the Content-Security-Policy blocked: nothing the site needs
+    page.on("console", lambda message: refused.append(message.text)
+            if "Content Security Policy" in message.text else None)
     page.goto(f"{live_url}/")
     page.fill("main input[name=q]", "noisy samples")
     page.press("main input[name=q]", "Enter")
@@ -109,6 +112,7 @@ def test_search_open_answer_and_rerun_with_another_seed(browser, live_url, tmp_p
     copy.click()
     page.wait_for_function("b => b.textContent === 'Copied'", arg=copy.element_handle())
     page.close()
+    assert refused == []
 
 
 def test_answer_page_fits_a_phone(browser, live_url, tmp_path):

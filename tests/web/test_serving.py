@@ -29,6 +29,11 @@ def get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
+def server_header(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.headers["Server"]
+
+
 @pytest.fixture
 def run_server(tmp_path: Path):
     """``run_server(command, env)``: start it, wait (bounded) for /healthz, yield its base URL."""
@@ -68,6 +73,7 @@ def test_kb_serve_builds_the_index_and_serves(run_server, settings: Settings):
     assert status == 200 and "A plain answer without demonstrations" in html
     assert get(f"{base}/a/sample-noise")[0] == 200  # followed the 301
     assert get(f"{base}/a/nothing-here")[0] == 404
+    assert server_header(f"{base}/healthz") == "kb"  # no werkzeug or Python version
 
 
 def test_gunicorn_serves_the_wsgi_app_from_environment_settings(run_server, settings: Settings):
@@ -82,5 +88,6 @@ def test_gunicorn_serves_the_wsgi_app_from_environment_settings(run_server, sett
     assert status == 200 and 'href="https://kb.example.org/a/plain"' in html
     status, body = get(f"{base}/api/search?q=plain+words")
     assert status == 200 and '"slug":"plain"' in body
+    assert server_header(f"{base}/healthz") == "gunicorn"  # no version
     versions = settings.index_dir.with_name("index.versions")
     assert len(list(versions.iterdir())) == 1  # the two workers built it once
