@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, jsonify, render_template, request
 
 from kb.answers.parse import display_path
-from kb.model import Answer
 from kb.run.figures import FigureError
 from kb.web.context import answer_body, answer_context, index_context, search_context
 from kb.web.errors import error_response
 from kb.web.lookup import find_answer, find_view, search_args
 from kb.web.render import error_box
-from kb.web.site import View
+from kb.web.site import Outcome
 from kb.web.urls import public_url, site
 
 logger = logging.getLogger(__name__)
@@ -46,8 +45,13 @@ def answer(slug: str) -> Response:
     view = find_view(answer)
     # The public root is part of the key: the page holds absolute URLs (og:image, og:url).
     key = (slug, view, generation, public_url("/"))
-    page = site().pages.get_or_make(key, lambda: _render_answer(answer, view, generation),
-                                    keep_for=lambda page: page.keep_for)
+    page = site().pages.peek(key)
+    if page is None:
+        # A rerun computes here, outside the page memo: a request for the same page meanwhile
+        # gets Busy or sees it computing instead of waiting for it.
+        outcome = site().outcome(answer, view, generation)
+        page = site().pages.get_or_make(key, lambda: _render_answer(outcome),
+                                        keep_for=lambda page: page.keep_for)
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         response = Response(page.gzipped, mimetype="text/html")
         response.set_etag(page.etag + "-gzip")  # the same page, other bytes: another ETag
@@ -75,8 +79,8 @@ class _RenderedPage:
     keep_for: float  # seconds: as long as the outcome it shows
 
 
-def _render_answer(answer: Answer, view: View, generation: int) -> _RenderedPage:
-    outcome = site().outcome(answer, view, generation)
+def _render_answer(outcome: Outcome) -> _RenderedPage:
+    answer = outcome.answer
     failure = None
     try:
         body = answer_body(outcome)

@@ -155,6 +155,12 @@ class MemoCache:
         """The value for ``key``; a value made now is kept ``keep_for(value)`` seconds."""
         return self._made(key, make, keep_for)[0]
 
+    def peek(self, key: Hashable) -> Any | None:
+        """The value kept for ``key``, or None; makes nothing, waits for nothing."""
+        with self._made.cache_lock:
+            entry = self._values.get(key)
+        return None if entry is None else entry[0]
+
     def put(self, key: Hashable, value: Any,
             keep_for: Callable[[Any], float] = lambda value: math.inf) -> None:
         """Keep ``value`` for ``key`` (made elsewhere) ``keep_for(value)`` seconds."""
@@ -573,6 +579,9 @@ class Site:
         request, within a compute slot: Busy when it needs computations and no slot is free.
         """
         key = (answer.slug, view, generation)
+        kept = self.outcomes.peek(key)
+        if kept is not None:
+            return kept
         if view != View():
             missing = self.executor.to_compute(answer, view.seed, view.overrides_dict())
             if missing:
@@ -634,14 +643,17 @@ class Site:
         if not found:
             raise LookupError(f"answer '{answer.slug}' has no figure '{name}'")
         demo, spec = found[0]
-
-        def draw() -> bytes:
-            result = self.outcome(answer, view, generation).run.results[demo.name]
-            if isinstance(result, Computing):
-                raise NotYet(answer, demo.name)
-            return figure_bytes(self.cache, demo, result, spec, fmt)
-
-        return self.figures.get_or_make((answer.slug, name, fmt, view, generation), draw)
+        key = (answer.slug, name, fmt, view, generation)
+        kept = self.figures.peek(key)
+        if kept is not None:
+            return kept
+        # A rerun computes here, before the memo: a request for the same figure meanwhile
+        # gets Busy or sees it computing instead of waiting for it.
+        result = self.outcome(answer, view, generation).run.results[demo.name]
+        if isinstance(result, Computing):
+            raise NotYet(answer, demo.name)
+        return self.figures.get_or_make(
+            key, lambda: figure_bytes(self.cache, demo, result, spec, fmt))
 
     def protected_keys(self) -> set[str]:
         """The cache keys of every answer's own settings: its demonstrations at their own
