@@ -1,18 +1,30 @@
-"""Full-text search over the answers: schema, analysis, index build and query.
+"""Full-text search over the answers: schema, analysis, index build and update, query.
 
-This is the only module that imports Whoosh. What it offers:
+This is the only package that imports Whoosh. What it offers:
 
-- ``SearchIndex(index_dir)``: ``build(answers, fingerprint)`` writes a complete index into a new
-  version folder and swaps it in with one rename, so readers never see half an index;
-  ``search(query, limit)`` -> ``SearchResults``; ``is_current(answers_dir)`` compares the
-  stored fingerprint with ``answers_fingerprint(answers_dir)``.
+- ``SearchIndex(index_dir)``: ``build(answers, fingerprint, files)`` writes a complete index
+  into a new version folder and swaps it in with one rename, so readers never see half an
+  index; ``update(answers, removed, fingerprint, files)`` makes the next version from the
+  current one (its segment files linked, not copied) with some answers replaced, added or
+  removed, and swaps it in the same way; ``search(query, limit)`` -> ``SearchResults``;
+  ``is_current(answers_dir)`` compares the stored fingerprint with the answer files'.
+  ``kb.search.refresh.refresh_index`` chooses between the two from the files' hashes.
 - Analysis: words are lowercased, synonyms (one word or several) become one canonical token,
-  stop words go, the rest is stemmed. Index and query use the same analyzer.
-- Typos: a query word missing from the vocabulary is replaced by the closest known word; the
-  corrected query is searched too and offered as ``suggestion`` ("did you mean").
+  stop words go, the rest is stemmed. Index and query use the same analyzer; each field of an
+  answer is analyzed once, and the index keeps its term counts (for BM25F) and, for the
+  summary and the body, where each term occurs (for snippets).
+- Ranking: BM25F as Whoosh computes it (each field's BM25 times its ``FIELD_BOOSTS`` weight,
+  summed), over statistics of the answers the index holds now; posting lists are read into
+  arrays once per index version and scored with numpy (see ``kb.search.postings``).
+- Typos: a query word missing from the vocabulary (the answers' words with their counts, kept
+  in a file beside each version: as postings they were half of all the index's postings) is
+  replaced by the closest known word; the corrected query is searched too and offered as
+  ``suggestion`` ("did you mean").
 - Snippets are HTML-safe: everything is escaped except the ``<mark>`` around matches.
 - Queries have no syntax: quotes and operators (AND, OR, NOT, -, +, *) are plain text, and
-  every word counts (BM25F over the fields, with ``FIELD_BOOSTS``). Learners type questions.
+  every word counts. Learners type questions.
+- Each process keeps, per index version, one Whoosh reader per thread, the posting arrays
+  it has read and the results of recent queries.
 
 On-disk layout, for ``index_dir = .kb/index``::
 
@@ -25,34 +37,46 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import html
+import json
+import math
 import os
 import re
 import secrets
 import shutil
+import threading
 import time
 import unicodedata
+from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import groupby, islice
+from operator import itemgetter
 from pathlib import Path
 
+import numpy as np
+from cachetools import LRUCache
 from whoosh import index as whoosh_index
 from whoosh.analysis import (STOP_WORDS, Filter, LowercaseFilter, RegexTokenizer, StemFilter,
-                             StopFilter)
-from whoosh.fields import ID, TEXT, Schema
-from whoosh.highlight import Formatter, PinpointFragmenter, get_text
+                             StopFilter, Token)
+from whoosh.codec.whoosh3 import W3Codec
+from whoosh.columns import CompressedBytesColumn, PickleColumn
+from whoosh.fields import COLUMN, ID, STORED, FieldType, Schema
+from whoosh.formats import Existence
+from whoosh.highlight import (FIRST, BasicFragmentScorer, Formatter, PinpointFragmenter,
+                              get_text, top_fragments)
 from whoosh.lang.porter import stem
-from whoosh.query import Or, Term
-from whoosh.scoring import BM25F
 from whoosh.support.levenshtein import distance as edit_distance
 
 from kb.model import Answer
 from kb.search.document import document_fields
+from kb.search.postings import field_lengths, live_documents, term_postings
 
 # Bump when the schema, the analysis or the text extraction (kb.search.document) changes: the
 # fingerprint includes it, so existing indexes count as stale and get rebuilt.
-INDEX_FORMAT = "kb-search-6"
+INDEX_FORMAT = "kb-search-7"
 
 # A Greek letter is a word of its own ("σ²" -> "σ"); otherwise runs of letters and digits,
 # split at underscores so that "running_mean" is "running mean".
@@ -106,8 +130,28 @@ MAX_CORRECTION_LOOKUPS = 6  # per query; each walks the vocabulary (known ones a
 MAX_CORRECTABLE_LENGTH = 24
 MIN_CORRECTABLE_LENGTH = 4
 
+# BM25F's free parameters, Whoosh's defaults.
+BM25_B = 0.75
+BM25_K1 = 1.2
+
 SNIPPET_CHARS = 240
+SNIPPET_FIELDS = ("summary", "body")  # the snippet is cut from the first that matches
+STORED_TEXT = ("title", "summary", "body")
+# Matches this far into a text are not marked (Whoosh's highlighting limit), so not kept.
+MARKS_CHARLIMIT = PinpointFragmenter().charlimit
+
 VERSIONS_KEPT = 2  # the current index and the one before it, for readers still on it
+# An update that would leave more than this share of the index's documents deleted (each
+# replaced answer leaves its old copy deleted until segments merge) merges everything.
+MAX_DELETED_SHARE = 0.25
+WRITER_LIMIT_MB = 256  # postings kept in memory before the writer sorts them on disk
+SEGMENT_ANSWERS = 2500  # answers per segment in a full build (their postings fit the above)
+POSTINGS_COMPRESSION = 1  # zlib level of posting blocks (Whoosh's default)
+
+# Per index version and process: results of this many recent queries, and posting arrays up
+# to this many bytes.
+RESULTS_KEPT = 1024
+POSTINGS_KEPT_BYTES = 64 * 1024 * 1024
 
 
 @lru_cache(maxsize=65536)
@@ -173,41 +217,148 @@ class SynonymFilter(Filter):
         del ahead[:n]
 
 
+_SYNONYM_FILTER = SynonymFilter(SYNONYMS)
+_STOP_FILTER = StopFilter()
+
+
 def _text_analyzer():
     # Synonyms before stop words: the stop filter drops one-letter tokens such as "σ".
-    return (RegexTokenizer(WORD_PATTERN) | LowercaseFilter() | SynonymFilter(SYNONYMS)
-            | StopFilter() | StemFilter())
+    return (RegexTokenizer(WORD_PATTERN) | LowercaseFilter() | _SYNONYM_FILTER
+            | _STOP_FILTER | StemFilter())
 
 
-def _word_analyzer():
-    """Plain lowercase words, unstemmed: the vocabulary that typos are corrected against."""
-    return RegexTokenizer(SPELLED_WORD_PATTERN) | LowercaseFilter()
+_ANALYZER = _text_analyzer()
+
+
+def _index_tokens(text: str) -> list[tuple[str, int, int]]:
+    """(term, start, end) of each token ``_ANALYZER(text, mode="index", chars=True)`` gives.
+
+    The same steps without Whoosh's chain of generators and its shared Token object, which
+    cost most of an index build: words (``WORD``), lowercased; synonyms by
+    ``SynonymFilter``'s rules (a phrase within punctuation, the longest first, its words kept
+    after the canonical token); stop words and one-letter words out; stems. A test compares
+    the two on every answer and on generated text.
+    """
+    phrases, prefixes, first_stems = _SYNONYM_FILTER.phrases, _SYNONYM_FILTER.prefixes, _FIRST_STEMS
+    stops, shortest = _STOP_FILTER.stops, _STOP_FILTER.min
+    stem_of = _stem
+    kept: list[tuple[str, int, int]] = []
+    keep = kept.append
+    # Words that may begin a synonym phrase wait here until the phrase is known:
+    # (word, stem, start, end), and their stems as a tuple.
+    ahead: list[tuple[str, str, int, int]] = []
+    ahead_stems: tuple[str, ...] = ()
+
+    def take_first() -> None:
+        """Keep the longest synonym at the start of ``ahead`` (or its first word); drop it."""
+        nonlocal ahead_stems
+        n = next((n for n in range(len(ahead_stems), 0, -1) if ahead_stems[:n] in phrases), 0)
+        if n == 0:
+            word, stem_, start, end = ahead.pop(0)
+            if len(word) >= shortest and word not in stops:
+                keep((stem_, start, end))
+        else:
+            canonical = phrases[ahead_stems[:n]]
+            if len(canonical) >= shortest and canonical not in stops:
+                keep((stem_of(canonical), ahead[0][2], ahead[n - 1][3]))
+            if n > 1:  # and the phrase's words, as the index keeps them
+                kept.extend((stem_, start, end) for word, stem_, start, end in ahead[:n]
+                            if len(word) >= shortest and word not in stops)
+            del ahead[:n]
+        ahead_stems = ahead_stems[len(ahead_stems) - len(ahead):]
+
+    for match in WORD.finditer(text):
+        word = match.group().lower()
+        stem_ = stem_of(word)
+        if not ahead:
+            if stem_ not in first_stems:  # most words: no phrase to wait for
+                if len(word) >= shortest and word not in stops:
+                    start, end = match.span()
+                    keep((stem_, start, end))
+                continue
+        else:
+            start = match.start()
+            if start - ahead[-1][3] > 1:  # a phrase does not run across punctuation
+                while ahead:
+                    take_first()
+                if stem_ not in first_stems:
+                    if len(word) >= shortest and word not in stops:
+                        keep((stem_, start, match.end()))
+                    continue
+        start, end = match.span()
+        ahead.append((word, stem_, start, end))
+        ahead_stems += (stem_,)
+        while ahead and ahead_stems not in prefixes:
+            take_first()
+    while ahead:
+        take_first()
+    return kept
+
+
+_FIRST_STEMS = frozenset(key[0] for key in _SYNONYM_FILTER.prefixes)
+
+
+def _term_counts(text: str) -> dict[str, int]:
+    """How often each term occurs in ``text``, analyzed as the index analyzes it."""
+    return Counter(map(itemgetter(0), _index_tokens(text)))
+
+
+def _term_marks(text: str) -> dict[str, list[int]]:
+    """Where each term occurs in ``text``: its start and end characters, one after the other."""
+    marks: dict[str, list[int]] = {}
+    for term, start, end in _index_tokens(text):
+        spans = marks.get(term)
+        if spans is None:
+            marks[term] = [start, end]
+        else:
+            spans += (start, end)
+    return marks
+
+
+def _words(text: str) -> list[str]:
+    """The plain lowercase words of ``text``, unstemmed: what typos are corrected against (as
+    Whoosh's RegexTokenizer and LowercaseFilter would give them)."""
+    return list(map(str.lower, SPELLED_WORD.findall(text)))
+
+
+class _Counted(FieldType):
+    """A field indexed from term counts made beforehand (``{term: count}``): each posting holds
+    the count as its weight, nothing else. A field's length is the sum of its counts."""
+
+    def __init__(self, stored: bool = False):
+        super().__init__(Existence(), analyzer=_ANALYZER, scorable=True, stored=stored)
+
+    def index(self, value, **kwargs):
+        return [(term.encode("utf-8"), count, float(count), b"")
+                for term, count in value.items()]
+
+
+class _Codec(W3Codec):
+    """Whoosh's codec without the shortest and longest field length of each block of postings:
+    those serve Whoosh's block-skipping, which scoring from arrays does not use, and the writer
+    looks up the length of every posting's document to keep them (a tenth of a build)."""
+
+    length_stats = False
+
+
+_CODEC = _Codec()
 
 
 def _schema() -> Schema:
-    analyzer = _text_analyzer()
-
-    def text(stored=False):
-        # Stored fields keep each match's characters: snippets are cut from them directly
-        # instead of analyzing the whole text again for every hit.
-        return TEXT(analyzer=analyzer, stored=stored, chars=stored, phrase=False)
-
     return Schema(
         slug=ID(stored=True, unique=True),
-        title=text(stored=True),
-        question=text(),
-        tags=text(),
-        aliases=text(),
-        headings=text(),
-        summary=text(stored=True),
-        body=text(stored=True),
-        tables=text(),
-        words=TEXT(analyzer=_word_analyzer(), phrase=False),
+        # The text fields hold term counts; the stored ones keep their text (for results and
+        # snippets) and ``marks`` the characters of each term in the snippet fields.
+        **{name: _Counted(stored=name in STORED_TEXT) for name in FIELD_BOOSTS},
+        marks=STORED(),
+        lengths=STORED(),  # each field's exact length, to leave deleted answers out of the mean
+        # Each answer's vocabulary ({word: count}), read back when the answer is replaced
+        # or removed, to take its words out of the index's vocabulary.
+        words=COLUMN(PickleColumn(CompressedBytesColumn())),
     )
 
 
 SCHEMA = _schema()
-_QUERY_ANALYZER = SCHEMA["body"].analyzer
 # Words typos are corrected towards besides the answers' own: the one-word synonyms, so that
 # "batchnrom" finds "batchnorm". Words of several-word variants are left out: some are
 # misnomers ("covariance shift") that would otherwise become suggestions themselves.
@@ -216,7 +367,63 @@ _VOCABULARY_EXTRAS = " ".join(
     for word in (canonical, *variants) if len(WORD.findall(word)) == 1)
 
 
-# --- results ---------------------------------------------------------------------------------
+def _document(answer: Answer) -> tuple[dict, list[str]]:
+    """The keyword arguments of ``writer.add_document`` for one answer, and its words."""
+    fields = document_fields(answer)
+    document: dict = {"slug": fields["slug"]}
+    marks: dict[str, tuple[str, bytes, bytes]] = {}
+    lengths: dict[str, int] = {}
+    for name in FIELD_BOOSTS:
+        text = fields[name]
+        if name in SNIPPET_FIELDS:
+            spans = _term_marks(text)
+            counts = {term: len(chars) // 2 for term, chars in spans.items()}
+            marks[name] = _pack_marks(spans)
+        else:
+            counts = _term_counts(text)
+        document[name] = counts
+        lengths[name] = sum(counts.values())
+        if name in STORED_TEXT:
+            document[f"_stored_{name}"] = text
+    document["marks"] = marks
+    document["lengths"] = lengths
+    searchable = " ".join(v for k, v in fields.items() if k != "slug")
+    words = _words(f"{searchable} {_VOCABULARY_EXTRAS}")
+    document["words"] = dict(Counter(words))
+    return document, words
+
+
+def _pack_marks(marks: dict[str, list[int]]) -> tuple[str, bytes, bytes]:
+    """``_term_marks`` in three flat values that unpickle in a few microseconds whatever the
+    number of terms: the terms between newlines, where each term's characters end in the
+    third value, and those characters (each term's, up to Whoosh's highlighting limit)."""
+    terms, ends, chars = [], array("I", [0]), array("I")
+    for term, spans in marks.items():
+        for i in range(1, len(spans), 2):
+            if spans[i] > MARKS_CHARLIMIT:
+                spans = spans[:i - 1]
+                break
+        if spans:
+            terms.append(term)
+            chars.extend(spans)
+            ends.append(len(chars))
+    return "\n" + "\n".join(terms) + "\n", ends.tobytes(), chars.tobytes()
+
+
+def _marks_of(packed: tuple[str, bytes, bytes] | None, term: str) -> memoryview | None:
+    """The characters where ``term`` occurs (start, end, start, ...) from ``_pack_marks``."""
+    if not packed:
+        return None
+    terms, ends, chars = packed
+    at = terms.find(f"\n{term}\n")
+    if at < 0:
+        return None
+    n = terms.count("\n", 0, at)
+    ends = memoryview(ends).cast("I")
+    return memoryview(chars).cast("I")[ends[n]:ends[n + 1]]
+
+
+# --- results -----------------------------------------------------------------------------
 
 _MARK = re.compile(r"</?mark>")
 
@@ -281,36 +488,86 @@ class _MarkFormatter(Formatter):
 
 @dataclass(frozen=True)
 class IndexBuild:
-    """What one ``SearchIndex.build`` wrote."""
+    """What one ``SearchIndex.build`` or ``SearchIndex.update`` wrote."""
 
-    titles: dict[str, str]  # slug -> title, in the order given
+    titles: dict[str, str]  # slug -> title of the answers (re)indexed, in the order given
     version_dir: Path
     seconds: float
+    removed: tuple[str, ...] = ()  # slugs taken out (updates only)
+    incremental: bool = False  # an update of the previous version, not a full build
+
+
+class AnswerFiles(dict):
+    """Each answer file's name -> the SHA-256 of its content, in name order; ``stats`` holds
+    the size, times and inode each file had when it was hashed (see ``answer_files``)."""
+
+    def __init__(self, *args, stats: dict[str, list[int]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stats = dict(stats or {})
+
+
+# A file changed this recently may change again within one tick of the file system's clock
+# and keep its size and times: it is hashed again next time, however its stat looks.
+RECENT_NS = 2_000_000_000
+_now_ns = time.time_ns
+
+
+def answer_files(answers_dir: Path, known: AnswerFiles | None = None) -> AnswerFiles:
+    """The answer files' hashes (``AnswerFiles``).
+
+    With ``known`` (the files of an earlier call), a file whose size, modification and change
+    times and inode are those recorded there keeps its recorded hash without being read: at
+    10,000 answers, reading every file takes about a second. A file changed less than two
+    seconds before it was hashed has no stat recorded, so it is always read (as git does
+    with "racily clean" files).
+    """
+    files = AnswerFiles()
+    now = _now_ns()
+    for path in sorted(Path(answers_dir).glob("*.md")):
+        try:
+            st = path.stat()
+            stat = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+            name = path.name
+            if known is not None and name in known and known.stats.get(name) == stat:
+                files[name] = known[name]
+                files.stats[name] = stat
+                continue
+            content = path.read_bytes()
+        except FileNotFoundError:  # removed while we looked: hash what is there
+            continue
+        files[name] = hashlib.sha256(content).hexdigest()
+        if now - max(st.st_mtime_ns, st.st_ctime_ns) > RECENT_NS:
+            files.stats[name] = stat
+    return files
+
+
+def files_fingerprint(files: dict[str, str]) -> str:
+    """A hash of the answer files' names and contents (``answer_files``) and the index format."""
+    digest = hashlib.sha256(INDEX_FORMAT.encode())
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0")
+        digest.update(bytes.fromhex(files[name]))
+    return digest.hexdigest()
 
 
 def answers_fingerprint(answers_dir: Path) -> str:
     """A hash of the answer files' names and contents (and of the index format)."""
-    digest = hashlib.sha256(INDEX_FORMAT.encode())
-    for path in sorted(Path(answers_dir).glob("*.md")):
-        try:
-            content = path.read_bytes()
-        except FileNotFoundError:  # removed while we looked: hash what is there
-            continue
-        digest.update(path.name.encode() + b"\0")
-        digest.update(hashlib.sha256(content).digest())
-    return digest.hexdigest()
+    return files_fingerprint(answer_files(answers_dir))
 
 
 # --- the index -------------------------------------------------------------------------------
 
 _FINGERPRINT_FILE = "answers.fingerprint"
+_FILES_FILE = "answers.files"  # {"format": INDEX_FORMAT, "files": answer_files(...)}
+_VOCABULARY_FILE = "answers.vocabulary"  # {word: count} over the live answers, as JSON
+_OWN_FILES = (_FINGERPRINT_FILE, _FILES_FILE, _VOCABULARY_FILE)
 
 
 class SearchIndex:
     """The search index kept at ``index_dir``; safe to share between threads.
 
-    Each ``search`` follows the current version: after a rebuild (by this object or by another
-    process) the next search reads the new index.
+    Each ``search`` follows the current version: after a rebuild or an update (by this object
+    or by another process) the next search reads the new index.
     """
 
     def __init__(self, index_dir: Path):
@@ -318,6 +575,8 @@ class SearchIndex:
         self.versions_dir = self.index_dir.with_name(self.index_dir.name + ".versions")
         self._lock_path = self.index_dir.with_name(self.index_dir.name + ".lock")
         self._opened: _OpenVersion | None = None
+        self._opening = threading.Lock()
+        self._writing = threading.local()  # how deep this thread is in ``writing()``
 
     # reading
 
@@ -331,6 +590,18 @@ class SearchIndex:
             return (current / _FINGERPRINT_FILE).read_text().strip() if current else None
         except FileNotFoundError:
             return None
+
+    def indexed_files(self) -> AnswerFiles | None:
+        """The ``answer_files`` the current index was made from; None when unknown (no index,
+        an index of another format, or one built from answers without their files)."""
+        current = self._current_dir()
+        try:
+            stored = json.loads((current / _FILES_FILE).read_text()) if current else None
+        except (FileNotFoundError, ValueError):
+            return None
+        if not isinstance(stored, dict) or stored.get("format") != INDEX_FORMAT:
+            return None
+        return AnswerFiles(stored["files"], stats=stored.get("stats"))
 
     def is_current(self, answers_dir: Path) -> bool:
         """True when an index exists and was built from the answer files as they are now."""
@@ -359,6 +630,12 @@ class SearchIndex:
                 version_dir = newer
         return self._open(version_dir).search(query, cleaned, limit)
 
+    def forget_results(self) -> None:
+        """Drop the remembered results of recent queries (benchmarks time the search itself)."""
+        opened = self._opened
+        if opened is not None:
+            opened.forget_results()
+
     def _current_dir(self) -> Path | None:
         for _ in range(3):  # the link may move on while we look at its target
             try:
@@ -377,18 +654,47 @@ class SearchIndex:
             raise FileNotFoundError(f"no search index at {self.index_dir}; run `kb index`")
         opened = self._opened
         if opened is None or opened.path != version_dir:
-            opened = self._opened = _OpenVersion(version_dir)
+            with self._opening:  # one thread reads the new version's statistics
+                opened = self._opened
+                if opened is None or opened.path != version_dir:
+                    opened = self._opened = _OpenVersion(version_dir)
         return opened
 
     # writing
 
-    def build(self, answers: Iterable[Answer], fingerprint: str = "") -> IndexBuild:
+    @contextmanager
+    def writing(self):
+        """Hold the writers' lock: one build or update at a time, across threads and processes.
+
+        Re-entrant within a thread, so that ``refresh_index`` can decide what to write and
+        write it under one hold. Readers are never blocked.
+        """
+        depth = getattr(self._writing, "depth", 0)
+        self._writing.depth = depth + 1
+        try:
+            if depth:
+                yield
+                return
+            self.index_dir.parent.mkdir(parents=True, exist_ok=True)
+            with open(self._lock_path, "a") as lock_file:
+                fcntl.flock(lock_file, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lock_file, fcntl.LOCK_UN)
+        finally:
+            self._writing.depth = depth
+
+    def build(self, answers: Iterable[Answer], fingerprint: str = "",
+              files: dict[str, str] | None = None) -> IndexBuild:
         """Index ``answers`` into a new version folder and swap it in atomically.
 
         ``fingerprint`` is stored with the index for ``is_current``: pass
         ``answers_fingerprint(folder)`` computed *before* loading the answers, so that an edit
-        made while loading makes the index stale rather than wrongly current.
-        Builders in several processes are serialized; readers are never blocked.
+        made while loading makes the index stale rather than wrongly current. ``files``, the
+        ``answer_files`` that fingerprint was computed from, lets later refreshes update the
+        index answer by answer. Builders in several processes are serialized; readers are
+        never blocked.
         """
         started = time.perf_counter()
         answers = list(answers)
@@ -398,33 +704,108 @@ class SearchIndex:
                 raise ValueError(f"duplicate slug {answer.slug!r}: {seen[answer.slug].path} "
                                  f"and {answer.path}")
             seen[answer.slug] = answer
-        self.index_dir.parent.mkdir(parents=True, exist_ok=True)
-        with self._build_lock():
-            self.versions_dir.mkdir(exist_ok=True)
-            stamp = time.strftime("%Y%m%dT%H%M%S")
-            version_dir = self.versions_dir / f"{stamp}-{os.getpid()}-{secrets.token_hex(4)}"
-            version_dir.mkdir()
-            ix = whoosh_index.create_in(str(version_dir), SCHEMA)
-            with ix.writer() as writer:
-                for answer in answers:
-                    fields = document_fields(answer)
-                    searchable = " ".join(v for k, v in fields.items() if k != "slug")
-                    writer.add_document(**fields, words=f"{searchable} {_VOCABULARY_EXTRAS}")
-            ix.close()
-            (version_dir / _FINGERPRINT_FILE).write_text(fingerprint + "\n")
+        with self.writing():
+            with self._new_version() as version_dir:
+                ix = whoosh_index.create_in(str(version_dir), SCHEMA)
+                vocabulary: Counter = Counter()
+                # A segment per SEGMENT_ANSWERS answers: each one's postings are sorted in memory,
+                # where one segment of them all would be sorted through temporary files (a fifth
+                # of the time at 10,000 answers). Searches read every segment.
+                remaining = iter(answers)
+                while batch := list(islice(remaining, SEGMENT_ANSWERS)):
+                    with _committed(ix, merge=False) as writer:
+                        for answer in batch:
+                            document, words = _document(answer)
+                            vocabulary.update(words)
+                            writer.add_document(**document)
+                ix.close()
+                self._record(version_dir, fingerprint, files, vocabulary)
             self._swap_in(version_dir)
             self._remove_old_versions()
         return IndexBuild(titles={a.slug: a.title for a in answers}, version_dir=version_dir,
                           seconds=time.perf_counter() - started)
 
-    @contextmanager
-    def _build_lock(self):
-        with open(self._lock_path, "a") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
+    def update(self, answers: Iterable[Answer], removed: Iterable[str], fingerprint: str,
+               files: dict[str, str] | None = None) -> IndexBuild:
+        """A new version made from the current one with ``answers`` added or replacing the
+        answers of the same slugs and the answers of the slugs ``removed`` taken out; swapped
+        in atomically like a build.
+
+        The current version's files are linked into the new folder (Whoosh never changes a
+        segment file once written), a writer adds a small segment and records the deletions
+        in the new version's table of contents, and the link moves: readers see the old
+        version or the new one, never a mix. ``fingerprint`` and ``files`` as for ``build``.
+        """
+        started = time.perf_counter()
+        answers = list(answers)
+        removed = tuple(removed)
+        with self.writing():
+            current = self._current_dir()
+            if current is None:
+                raise FileNotFoundError(f"no search index at {self.index_dir} to update")
+            with self._new_version() as version_dir:
+                self._write_update(current, version_dir, answers, removed, fingerprint, files)
+            self._swap_in(version_dir)
+            self._remove_old_versions()
+        return IndexBuild(titles={a.slug: a.title for a in answers}, version_dir=version_dir,
+                          seconds=time.perf_counter() - started, removed=removed,
+                          incremental=True)
+
+    def _write_update(self, current: Path, version_dir: Path, answers: list[Answer],
+                      removed: tuple[str, ...], fingerprint: str,
+                      files: dict[str, str] | None) -> None:
+        for entry in current.iterdir():
+            if entry.name in _OWN_FILES or entry.name.endswith("LOCK"):
+                continue
             try:
-                yield
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+                os.link(entry, version_dir / entry.name)
+            except OSError:  # a file system without hard links
+                shutil.copy2(entry, version_dir / entry.name)
+        ix = whoosh_index.open_dir(str(version_dir), schema=SCHEMA)
+        documents = [_document(answer)[0] for answer in answers]
+        vocabulary = Counter(_read_vocabulary(current))
+        with ix.reader() as reader:  # take the outgoing answers' words out
+            words = reader.column_reader("words")
+            for slug in (*removed, *(document["slug"] for document in documents)):
+                if ("slug", slug) in reader:
+                    for docnum in reader.postings("slug", slug).all_ids():
+                        vocabulary.subtract(words[docnum])
+        for document in documents:
+            vocabulary.update(document["words"])
+        replaced = len(documents) + len(removed)
+        merge_all = (ix.doc_count_all() - ix.doc_count() + replaced
+                     > MAX_DELETED_SHARE * max(ix.doc_count_all(), 1))
+        with _committed(ix, optimize=merge_all) as writer:
+            for slug in removed:
+                writer.delete_by_term("slug", slug)
+            for document in documents:
+                writer.update_document(**document)
+        ix.close()
+        self._record(version_dir, fingerprint, files, +vocabulary)
+
+    @contextmanager
+    def _new_version(self):
+        """A new version folder, removed again if what writes it fails."""
+        self.versions_dir.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        version_dir = self.versions_dir / f"{stamp}-{os.getpid()}-{secrets.token_hex(4)}"
+        version_dir.mkdir()
+        try:
+            yield version_dir
+        except BaseException:
+            shutil.rmtree(version_dir, ignore_errors=True)
+            raise
+
+    def _record(self, version_dir: Path, fingerprint: str, files: dict[str, str] | None,
+                vocabulary: dict[str, int]) -> None:
+        """Write down what ``version_dir`` holds and was made from; the fingerprint last (a
+        version without one is a build that did not finish)."""
+        (version_dir / _VOCABULARY_FILE).write_text(json.dumps(vocabulary, ensure_ascii=False),
+                                                    encoding="utf-8")
+        if files is not None:
+            (version_dir / _FILES_FILE).write_text(json.dumps(
+                {"format": INDEX_FORMAT, "files": files, "stats": getattr(files, "stats", {})}))
+        (version_dir / _FINGERPRINT_FILE).write_text(fingerprint + "\n")
 
     def _swap_in(self, version_dir: Path) -> None:
         if self.index_dir.is_dir() and not self.index_dir.is_symlink():
@@ -444,6 +825,25 @@ class SearchIndex:
             shutil.rmtree(stale, ignore_errors=True)
 
 
+@contextmanager
+def _committed(ix, **commit):
+    """A writer of ``ix`` that commits (with ``commit``'s options) unless its block fails."""
+    writer = ix.writer(limitmb=WRITER_LIMIT_MB, codec=_CODEC)
+    try:
+        yield writer
+    except BaseException:
+        writer.cancel()
+        raise
+    writer.commit(**commit)
+
+
+def _read_vocabulary(version_dir: Path) -> dict[str, int]:
+    try:
+        return json.loads((version_dir / _VOCABULARY_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
 # --- querying --------------------------------------------------------------------------------
 
 def _clean_query(query: str) -> str:
@@ -453,58 +853,177 @@ def _clean_query(query: str) -> str:
 
 
 def _terms(text: str) -> list[str]:
-    terms = dict.fromkeys(token.text for token in _QUERY_ANALYZER(text, mode="query"))
+    terms = dict.fromkeys(token.text for token in _ANALYZER(text, mode="query"))
     return list(terms)[:MAX_QUERY_TERMS]
 
 
 _NOT_LOOKED_UP = object()
+_NO_POSTINGS = (np.zeros(0, dtype=np.int64), np.zeros(0))
 
 
 class _OpenVersion:
-    """One version of the index, opened for reading (a searcher per query: threads may share
-    this object), with the corrections already looked up in its vocabulary."""
+    """One version of the index, opened for reading; threads share it.
+
+    Holds a Whoosh reader per thread (a reader's files are read with seek and read, so a
+    reader is not shared between threads), the collection statistics BM25F needs (field
+    lengths, their means and the live documents), and three memories, all of this version
+    only: each (field, term)'s scored postings, looked-up corrections and recent results.
+    """
 
     CORRECTIONS_KEPT = 4096
 
     def __init__(self, path: Path):
         self.path = path
         self.index = whoosh_index.open_dir(str(path), readonly=True, schema=SCHEMA)
+        self._local = threading.local()
+        self._lock = threading.Lock()  # for the memories below (cachetools is not thread-safe)
+        self._postings = LRUCache(POSTINGS_KEPT_BYTES,
+                                  getsizeof=lambda v: v[0].nbytes + v[1].nbytes + 200)
+        self._results = LRUCache(RESULTS_KEPT)
         self.corrections: dict[str, str | None] = {}
+        self._vocabulary: dict[str, int] | None = None  # read at the first correction
+        self._alphabet = ""
+
+        reader = self.reader()
+        self.live = live_documents(reader)
+        self.has_deletions = not self.live.all()
+        self.live_count = int(self.live.sum())
+        self.lengths = {name: field_lengths(reader, name) for name in FIELD_BOOSTS}
+        totals = {name: reader.field_length(name) for name in FIELD_BOOSTS}
+        if self.has_deletions:  # leave the deleted answers' text out of the mean lengths
+            for docnum in np.flatnonzero(~self.live):
+                for name, length in reader.stored_fields(int(docnum)).get("lengths", {}).items():
+                    totals[name] -= length
+        self.mean_lengths = {name: (totals[name] / self.live_count if self.live_count else 0)
+                             or 1 for name in FIELD_BOOSTS}
+
+    def reader(self):
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = self._local.reader = self.index.reader()
+        return reader
+
+    def forget_results(self) -> None:
+        with self._lock:
+            self._results.clear()
 
     def search(self, query: str, cleaned: str, limit: int) -> SearchResults:
-        with self.index.searcher(weighting=BM25F()) as searcher:
-            suggestion = self._corrected(searcher, cleaned)
-            terms = _terms(cleaned) + (_terms(suggestion) if suggestion else [])
-            terms = list(dict.fromkeys(terms))
-            if not terms:
-                return SearchResults(query=query, results=[], suggestion=suggestion)
-            whoosh_query = Or([Term(field, term, boost=boost)
-                               for term in terms for field, boost in FIELD_BOOSTS.items()])
-            results = searcher.search(whoosh_query, limit=limit, terms=True)
-            results.fragmenter = PinpointFragmenter(maxchars=SNIPPET_CHARS, surround=60)
-            results.formatter = _MarkFormatter()
-            hits = [Hit(slug=hit["slug"], title=hit["title"], score=float(hit.score),
-                        snippet=(hit.highlights("summary", top=1) or hit.highlights("body", top=1)
-                                 or html.escape(hit["summary"])))
-                    for hit in results]
-        return SearchResults(query=query, results=hits, suggestion=suggestion)
+        key = (cleaned, limit)
+        with self._lock:
+            found = self._results.get(key)
+        if found is None:
+            found = self._search(cleaned, limit)
+            with self._lock:
+                self._results[key] = found
+        hits, suggestion = found
+        return SearchResults(query=query, results=list(hits), suggestion=suggestion)
 
-    def _corrected(self, searcher, query: str) -> str | None:
+    def _search(self, cleaned: str, limit: int) -> tuple[tuple[Hit, ...], str | None]:
+        reader = self.reader()
+        suggestion = self._corrected(reader, cleaned)
+        terms = _terms(cleaned) + (_terms(suggestion) if suggestion else [])
+        terms = list(dict.fromkeys(terms))
+        if not terms:
+            return (), suggestion
+        scores = np.zeros(len(self.live))
+        for term in terms:
+            for name in FIELD_BOOSTS:
+                ids, contributions = self._scored_postings(reader, name, term)
+                if len(ids):
+                    scores[ids] += contributions
+        found = np.flatnonzero(scores)
+        if len(found) > limit:
+            kth = np.partition(scores[found], len(found) - limit)[len(found) - limit]
+            found = found[scores[found] >= kth]
+        # Best first; equal scores in index order, as Whoosh's collector ranks them.
+        ranked = found[np.lexsort((found, -scores[found]))][:limit]
+        return tuple(self._hit(reader, int(docnum), float(scores[docnum]), terms)
+                     for docnum in ranked), suggestion
+
+    def _scored_postings(self, reader, name: str, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """The live documents holding ``term`` in field ``name`` and what it adds to each one's
+        score: BM25 (Whoosh's ``bm25``, with its one-byte field lengths) times the field's
+        boost."""
+        key = (name, term)
+        with self._lock:
+            scored = self._postings.get(key)
+        if scored is not None:
+            return scored
+        ids, weights = term_postings(reader, name, term)
+        if self.has_deletions and len(ids):
+            keep = self.live[ids]
+            ids, weights = ids[keep], weights[keep]
+        if not len(ids):
+            scored = _NO_POSTINGS
+        else:
+            idf = math.log(self.live_count / (len(ids) + 1)) + 1
+            norm = BM25_K1 * ((1 - BM25_B)
+                              + BM25_B * self.lengths[name][ids] / self.mean_lengths[name])
+            scored = (ids, FIELD_BOOSTS[name] * idf
+                      * (weights * (BM25_K1 + 1)) / (weights + norm))
+        with self._lock:
+            self._postings[key] = scored
+        return scored
+
+    def _hit(self, reader, docnum: int, score: float, terms: list[str]) -> Hit:
+        stored = reader.stored_fields(docnum)
+        marks = stored.get("marks", {})
+        snippet = next((s for name in SNIPPET_FIELDS
+                        if (s := _snippet(stored.get(name, ""), marks.get(name), terms))),
+                       None)
+        return Hit(slug=stored["slug"], title=stored.get("title", ""), score=score,
+                   snippet=snippet or html.escape(stored.get("summary", "")))
+
+    # typos
+
+    def _known(self, reader, name: str, term: str) -> bool:
+        """Whether a live answer holds ``term`` in field ``name``."""
+        if not self.has_deletions:
+            return (name, term) in reader
+        return len(self._scored_postings(reader, name, term)[0]) > 0
+
+    def vocabulary(self) -> dict[str, int]:
+        """Every word of the live answers (and the one-word synonyms) -> how often it occurs."""
+        if self._vocabulary is None:
+            vocabulary = _read_vocabulary(self.path)
+            self._alphabet = "".join(sorted(set("".join(vocabulary))))
+            self._vocabulary = vocabulary
+        return self._vocabulary
+
+    def _near_words(self, word: str) -> set[str]:
+        """The known words one edit from ``word`` (a letter dropped, added or changed, or two
+        neighbours swapped) that begin with its first letter."""
+        vocabulary, letters = self.vocabulary(), self._alphabet
+        head, edits = word[0], set()
+        for i in range(1, len(word) + 1):
+            before, after = word[:i], word[i:]
+            edits.update(before + letter + after for letter in letters)  # added
+            if after:
+                edits.add(before + after[1:])  # dropped
+                edits.update(before + letter + after[1:] for letter in letters)  # changed
+                if len(after) > 1:
+                    edits.add(before + after[1] + after[0] + after[2:])  # swapped
+        if len(word) > 1:  # the first letter: dropped, or swapped with the second
+            edits.update((word[1:], word[1] + word[0] + word[2:]))
+        return {edit for edit in edits
+                if edit != word and edit[:1] == head and edit in vocabulary}
+
+    def _corrected(self, reader, query: str) -> str | None:
         """``query`` with each unknown word replaced by its correction; None if none changed."""
-        reader = searcher.reader()
         pieces, last, lookups = [], 0, 0
+        vocabulary = self.vocabulary()
         for match in SPELLED_WORD.finditer(query):
             word = match.group().lower()
             if (word in STOP_WORDS or not word.isalpha()
                     or not MIN_CORRECTABLE_LENGTH <= len(word) <= MAX_CORRECTABLE_LENGTH
-                    or ("words", word) in reader):
+                    or word in vocabulary):
                 continue
             fix = self.corrections.get(word, _NOT_LOOKED_UP)
             if fix is _NOT_LOOKED_UP:
                 if lookups == MAX_CORRECTION_LOOKUPS:
                     continue
                 lookups += 1
-                fix = _correction(searcher, word)
+                fix = self._correction(reader, word)
                 if len(self.corrections) >= self.CORRECTIONS_KEPT:
                     self.corrections.clear()
                 self.corrections[word] = fix
@@ -515,35 +1034,60 @@ class _OpenVersion:
             return None
         return "".join(pieces) + query[last:]
 
+    def _correction(self, reader, word: str) -> str | None:
+        """The known word that ``word`` (not itself in the vocabulary) is a misspelling of, if
+        any.
 
-def _correction(searcher, word: str) -> str | None:
-    """The known word that ``word`` (not itself in the vocabulary) is a misspelling of, if any.
-
-    Only a convincing one: without a dictionary, an unknown word is as likely to be a real
-    word the answers do not use. So a word whose stem the answers use ("depending", "dropouts")
-    is no typo; the candidate must be one edit away (a swap of two letters counts as one,
-    "batchnrom"); another ending ("than" for "thank", "multiply" for "multiple") is no typo;
-    and short words, where a changed letter too often turns one real word into another
-    ("want", "went"), may only have a swap, or from five letters on a letter added or
-    dropped ("nosie", "efect").
-    """
-    reader = searcher.reader()
-    if any((field, term) in reader for term in _terms(word) for field in FIELD_BOOSTS):
+        Only a convincing one: without a dictionary, an unknown word is as likely to be a real
+        word the answers do not use. So a word whose stem the answers use ("depending",
+        "dropouts") is no typo; the candidate must be one edit away (a swap of two letters
+        counts as one, "batchnrom"); another ending ("than" for "thank", "multiply" for
+        "multiple") is no typo; and short words, where a changed letter too often turns one
+        real word into another ("want", "went"), may only have a swap, or from five letters on
+        a letter added or dropped ("nosie", "efect").
+        """
+        if any(self._known(reader, name, term) for term in _terms(word) for name in FIELD_BOOSTS):
+            return None
+        vocabulary = self.vocabulary()
+        # The most used first (then alphabetically); a swap counts as one edit.
+        candidates = sorted((edit_distance(candidate, word), -vocabulary[candidate], candidate)
+                            for candidate in self._near_words(word)
+                            if candidate not in STOP_WORDS)
+        for _, _, candidate in candidates:
+            if (candidate.startswith(word) or word.startswith(candidate)
+                    or candidate[:-1] == word[:-1]):
+                continue  # another ending: more likely another form of a word than a typo
+            swap = sorted(candidate) == sorted(word)
+            changed_letter = len(candidate) == len(word) and not swap
+            if (len(word) <= 4 and not swap) or (len(word) <= 5 and changed_letter):
+                continue
+            return candidate
         return None
-    # The automaton counts a swap as two edits; search that far to find swaps.
-    candidates = sorted((edit_distance(candidate, word), -reader.frequency("words", candidate),
-                         candidate)
-                        for candidate in reader.terms_within("words", word, 2, prefix=1)
-                        if candidate != word and candidate not in STOP_WORDS)
-    for distance, _, candidate in candidates:
-        if distance > 1:
-            break
-        if (candidate.startswith(word) or word.startswith(candidate)
-                or candidate[:-1] == word[:-1]):
-            continue  # another ending: more likely another form of a word than a typo
-        swap = sorted(candidate) == sorted(word)
-        changed_letter = len(candidate) == len(word) and not swap
-        if (len(word) <= 4 and not swap) or (len(word) <= 5 and changed_letter):
+
+
+# --- snippets --------------------------------------------------------------------------------
+
+_FRAGMENTER = PinpointFragmenter(maxchars=SNIPPET_CHARS, surround=60)
+_FRAGMENT_SCORER = BasicFragmentScorer()
+
+
+def _snippet(text: str, marks: tuple[str, bytes, bytes] | None, terms: list[str]) -> str:
+    """The best passage of ``text`` around the query's ``terms``, marked up; "" when none of
+    them occurs. Whoosh's "pinpoint" highlighting, from the characters kept in ``marks``."""
+    tokens = []
+    for term in terms:
+        chars = _marks_of(marks, term)
+        if chars is None:
             continue
-        return candidate
-    return None
+        tokens += [Token(text=term, pos=i // 2, startchar=chars[i], endchar=chars[i + 1])
+                   for i in range(0, len(chars), 2)]
+    if not tokens:
+        return ""
+    # Where several terms start at one character (a synonym phrase and its first word),
+    # the longest is the match.
+    tokens.sort(key=lambda t: t.startchar)
+    tokens = [max(group, key=lambda t: t.endchar - t.startchar)
+              for _, group in groupby(tokens, lambda t: t.startchar)]
+    fragments = _FRAGMENTER.fragment_matches(text, tokens)
+    fragments = top_fragments(fragments, 1, _FRAGMENT_SCORER, FIRST, minscore=1)
+    return _MarkFormatter().format(fragments)

@@ -10,7 +10,10 @@ import pytest
 from kb.cli import main
 
 
-def write_answer(folder: Path, slug: str, title: str, body: str, summary: str) -> Path:
+def write_answer(folder: Path, slug: str, title: str, body: str, summary: str = "") -> Path:
+    """An answer file in ``folder``; its question is its title, and so is its summary unless
+    one is given."""
+    summary = summary or title
     path = folder / f"{slug}.md"
     path.write_text(textwrap.dedent(f"""\
         ---
