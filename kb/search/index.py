@@ -76,7 +76,7 @@ from kb.search.postings import field_lengths, live_documents, term_postings
 
 # Bump when the schema, the analysis or the text extraction (kb.search.document) changes: the
 # fingerprint includes it, so existing indexes count as stale and get rebuilt.
-INDEX_FORMAT = "kb-search-7"
+INDEX_FORMAT = "kb-search-8"
 
 # A Greek letter is a word of its own ("σ²" -> "σ"); otherwise runs of letters and digits,
 # split at underscores so that "running_mean" is "running mean".
@@ -107,6 +107,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     # British and American spellings (the answers write "colour", the lecture "colored"); the
     # -ized forms are listed because the stemmer leaves them apart from "-ization".
     "colour": ("color",),
+    "favour": ("favor",),
     "normalization": ("normalisation", "normalized"),
     "regularization": ("regularisation", "regularized"),
     "generalization": ("generalisation", "generalized"),
