@@ -120,7 +120,7 @@ def kb_command(*args: str) -> list[str]:
 def gunicorn_command(port: int, workers: int = 2, threads: int = 4) -> list[str]:
     """The README's gunicorn command, serving ``faults_wsgi:app`` (kb.wsgi after this)."""
     return [sys.executable, "-m", "gunicorn", "-c", "python:kb.gunicorn_conf",
-            "-w", str(workers), "--threads", str(threads), "--graceful-timeout", "5",
+            "-w", str(workers), "--threads", str(threads), "--graceful-timeout", "2",
             "-b", f"127.0.0.1:{port}", "faults_wsgi:app"]
 
 

@@ -139,7 +139,7 @@ def test_gunicorn_stopped_during_a_computation_restarts_at_once(servers, answers
     computing = wait_until(lambda: pids_in(pid_dir), 60, "the slow computation started")
     everything = servers.watch(master) | computing
     assert computing <= everything and len(everything) >= 4  # master, 2 workers, computation
-    # SIGTERM: the computation outlasts the graceful timeout (5 s), the master kills the worker.
+    # SIGTERM: the computation outlasts the graceful timeout (2 s), the master kills the worker.
     master.send_signal(getattr(signal, how))
     master.wait(60)
     assert_nothing_left_and_the_port_free(everything, port)
