@@ -14,7 +14,7 @@ from kb.answers.parse import load_answers
 from kb.search.index import SearchIndex, answers_fingerprint
 
 ANSWERS_DIR = PROJECT_ROOT / "answers"
-EXPECTED_ANSWERS = 13
+EXPECTED_ANSWERS = 18
 TOP = 3
 MIN_HIT_RATE = 0.9
 
@@ -63,6 +63,18 @@ QUERIES = [
      "bn-backward-gradient"),
     ("does 1/sqrt(sigma^2 + epsilon) avoid exploding or vanishing gradients",
      "bn-backward-gradient"),
+    # Questions learners ask next (source: learners).
+    ("forgetting to switch batch norm to evaluation mode", "train-vs-eval-mode"),
+    ("fine-tuning with batch size 2 batch norm freeze", "train-vs-eval-mode"),
+    ("use dropout and batch norm together", "batchnorm-with-dropout"),
+    ("where to put dropout with batchnorm variance shift", "batchnorm-with-dropout"),
+    ("batch norm before or after relu", "before-or-after-activation"),
+    ("why no bias before batch norm", "before-or-after-activation"),
+    ("difference between batch norm and layer norm", "batchnorm-vs-layernorm"),
+    ("why do transformers use layer normalization instead of batch norm",
+     "batchnorm-vs-layernorm"),
+    ("batch norm in CNN per channel mean over height width", "batchnorm-in-convnets"),
+    ("how does batch normalization work after a convolution layer", "batchnorm-in-convnets"),
 ]
 
 # (misspelled query, the answer, the "did you mean" expected). "covarient" gets no suggestion:
