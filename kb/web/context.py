@@ -16,6 +16,7 @@ from flask import url_for
 
 from engine.catalog import get_experiment
 from kb.answers.parse import SUMMARY_LIMIT
+from kb.answers.plaintext import plain_text
 from kb.answers.stats import Effect
 from kb.model import Answer
 from kb.web.render import claim_html, computing_box, error_box, figure_html, render_markdown
@@ -47,7 +48,7 @@ def index_context() -> Context:
         {
             "thread": thread,
             "answers": [
-                {**answer_ref(a), "summary": a.summary}
+                {**answer_ref(a), "summary": plain_text(a.summary)}
                 for a in sorted(members, key=lambda a: a.title.lower())
             ],
         }
@@ -67,8 +68,9 @@ def answer_context(outcome: Outcome) -> Context:
     ``answer_body``): the JSON does not need it, and the page shows it even if it fails."""
     answer, view = outcome.answer, outcome.view
     url = public_url(answer_url(answer.slug, view))
-    figures = [{**f, "svg": public_url(f["svg"]), "png": public_url(f["png"])}
-               for f in _figure_links(outcome)]
+    # Text fields as plain Unicode (their TeX as γ, σB): JSON, meta tags and alt text.
+    figures = [{**f, "caption": plain_text(f["caption"]), "svg": public_url(f["svg"]),
+                "png": public_url(f["png"])} for f in _figure_links(outcome)]
     forms = _demonstration_forms(outcome)
     claims = _claims(outcome)
     data = {
@@ -76,7 +78,7 @@ def answer_context(outcome: Outcome) -> Context:
         "title": answer.title,
         "question": answer.question,
         "thread": answer.thread,
-        "summary": answer.summary,
+        "summary": plain_text(answer.summary),
         "tags": answer.tags,
         "url": url,
         "seed": view.seed,
@@ -87,7 +89,7 @@ def answer_context(outcome: Outcome) -> Context:
         "errors": outcome.errors,
         "computing": outcome.computing,  # demonstrations without a result yet
     }
-    description = _short_description(answer.summary)
+    description = _short_description(data["summary"])
     main_figure = figures[0] if figures else None
     extra = {
         "description": description,
@@ -236,7 +238,7 @@ def _claims(outcome: Outcome) -> list[dict]:
         {
             "id": c.claim.id,
             "kind": c.claim.kind,
-            "text": c.claim.text,
+            "text": plain_text(c.claim.text),
             "check": c.claim.condition,
             "holds": c.holds,
             "value": _plain(c.value),

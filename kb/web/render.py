@@ -21,7 +21,8 @@ from markdown.extensions.toc import slugify as _markdown_slugify
 from markdown.preprocessors import Preprocessor
 from markupsafe import Markup
 
-from kb.answers.regions import Kind, Region, split_body
+from kb.answers.plaintext import plain_text
+from kb.answers.regions import Kind, Region, split_body, split_inline
 from kb.answers.stats import Effect
 from kb.model import ClaimOutcome
 from kb.run.claims import INLINE_ERROR_MARKER, describe_effect
@@ -46,6 +47,24 @@ def math_html(tex: str, display: bool = False) -> Markup:
         return Markup('<code class="math-error" title="this TeX could not be converted">'
                       "{}</code>").format(delimiter + tex + delimiter)
     return Markup(mathml)
+
+
+def inline_html(text: str) -> Markup:
+    """A caption or a claim's text: plain prose with the inline math of prose (``$\\gamma$``)
+    as MathML and code spans as code, read as the answers' prose is read."""
+    parts = []
+    for region in split_inline(text).regions:
+        if region.kind is Kind.INLINE_MATH:
+            parts.append(math_html(region.content))
+        elif region.kind is Kind.DISPLAY_MATH:
+            parts.append(math_html(region.content.strip(), display=True))
+        elif region.kind is Kind.CODE_SPAN:
+            parts.append(Markup("<code>{}</code>").format(region.content))
+        elif region.kind is Kind.ESCAPED_DOLLAR:
+            parts.append(region.content)
+        else:
+            parts.append(region.text)
+    return Markup("").join(parts)
 
 
 def value_html(source: str, text: str | None) -> Markup:
@@ -83,10 +102,11 @@ def figure_html(name: str, caption: str, svg_url: str, png_url: str) -> Markup:
     """A figure with its stable anchor, the SVG shown and the PNG one click away."""
     return Markup(
         '<figure class="figure" id="figure-{name}">'
-        '<a href="{svg}"><img src="{svg}" alt="{caption}" loading="lazy"></a>'
+        '<a href="{svg}"><img src="{svg}" alt="{alt}" loading="lazy"></a>'
         '<figcaption>{caption} <a class="figure-link" href="#figure-{name}">#</a> '
         '<a class="png-link" href="{png}">PNG</a></figcaption></figure>'
-    ).format(name=name, caption=caption, svg=svg_url, png=png_url)
+    ).format(name=name, caption=inline_html(caption), alt=plain_text(caption), svg=svg_url,
+             png=png_url)
 
 
 def claim_html(outcome: ClaimOutcome) -> Markup:
@@ -111,7 +131,7 @@ def claim_html(outcome: ClaimOutcome) -> Markup:
         '<p class="claim-measure"><span class="claim-detail">{detail}</span>'
         ' · {seed_word} <span class="claim-seeds">{seeds}</span></p></div></div>\n'
     ).format(kind=kind, state=state, id=outcome.claim.id, mark=mark,
-             label="Finding" if kind == "finding" else "Check", text=outcome.claim.text,
+             label="Finding" if kind == "finding" else "Check", text=inline_html(outcome.claim.text),
              measured=measured, detail=outcome.detail,
              seed_word="seed" if len(outcome.seeds) == 1 else "seeds",
              seeds=seed_list(outcome.seeds))

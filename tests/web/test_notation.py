@@ -1,0 +1,84 @@
+"""One notation everywhere: captions and claim texts take the prose's inline math (MathML on
+the page), and every plain-text field (JSON, meta tags, alt text, share snippet) has it as
+Unicode."""
+from __future__ import annotations
+
+import html
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+MATH = r"""
+---
+slug: math
+title: Does γ follow σ?
+question: Does it?
+thread: Notation
+tags: [notation]
+summary: >-
+  Nothing pulls $\gamma$ to $\sigma_{\mathcal B}$: we measured it at $10^{-3}$.
+---
+
+Prose with $\gamma$ and $\sigma_{\mathcal B}$.
+
+```demo d
+experiment: test_web_noise
+params: {n: 50}
+seed: 0
+figures:
+  - name: spread
+    drawing: samples
+    caption: Samples with $|\gamma| = 1$ and $\beta = 0$, against $\sigma_{\mathcal B}$.
+```
+
+```claim spread-positive
+kind: check
+text: The spread $\sigma$ is positive, not `d.spread`.
+check: d.spread > 0
+```
+"""
+
+
+@pytest.fixture
+def answers_dir(answers_dir: Path) -> Path:
+    """The web tests' answers and one more, with math in every text field."""
+    folder = answers_dir
+    (folder / "math.md").write_text(textwrap.dedent(MATH).lstrip(), encoding="utf-8")
+    return folder
+
+
+def meta(page: str, key: str) -> str:
+    match = re.search(rf'<meta (?:property|name)="{re.escape(key)}" content="([^"]*)"', page)
+    assert match, key
+    return html.unescape(match[1])
+
+
+def test_captions_and_claim_texts_render_their_math_as_the_prose_does(client):
+    page = client.get("/a/math").get_data(as_text=True)
+    caption = page[page.index("<figcaption>"):page.index("</figcaption>")]
+    assert caption.count("<math") == 3 and "$" not in caption and "gamma" not in caption
+    claim = page[page.index('id="claim-spread-positive"'):]
+    claim = claim[:claim.index('class="claim-measure"')]
+    assert claim.count("<math") == 1 and "<code>d.spread</code>" in claim and "$" not in claim
+    # The image's alt text is the caption in plain Unicode.
+    alt = html.unescape(re.search(r'<img src="[^"]*spread[^"]*" alt="([^"]*)"', page)[1])
+    assert alt == "Samples with |γ| = 1 and β = 0, against σB."
+
+
+def test_plain_text_fields_carry_the_math_as_unicode(client):
+    page = client.get("/a/math").get_data(as_text=True)
+    summary = "Nothing pulls γ to σB: we measured it at 10⁻³."
+    assert meta(page, "og:description") == summary
+    assert meta(page, "description") == summary
+    assert meta(page, "og:image:alt") == "Samples with |γ| = 1 and β = 0, against σB."
+    share = html.unescape(page[page.index('id="share-markdown">'):].split(">", 1)[1])
+    assert share.startswith(summary)
+    data = client.get("/api/answers/math").get_json()
+    assert data["summary"] == summary
+    assert data["figures"][0]["caption"] == "Samples with |γ| = 1 and β = 0, against σB."
+    assert data["claims"][0]["text"] == "The spread σ is positive, not d.spread."
+    home = client.get("/api/answers").get_json()
+    summaries = [a["summary"] for t in home["threads"] for a in t["answers"] if a["slug"] == "math"]
+    assert summaries == [summary]
