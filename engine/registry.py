@@ -22,7 +22,16 @@ import numpy as np
 
 
 class ParameterError(ValueError):
-    """A parameter request that the experiment refuses; the message names the parameter."""
+    """A parameter request that the experiment refuses; the message names the parameter.
+
+    ``param`` is the parameter's name when one parameter alone is at fault (a form shows the
+    message next to that field), ``given`` what was asked for, as it was written.
+    """
+
+    def __init__(self, message: str, param: str | None = None, given: Any = None):
+        super().__init__(message)
+        self.param = param
+        self.given = given
 
 
 class UnknownExperimentError(KeyError):
@@ -36,7 +45,8 @@ MAX_SEED = 2**32 - 1  # numpy's legacy seeding limit; every caller accepts the s
 def check_seed(value: Any) -> int:
     """``value`` if it is a valid seed (an int in [0, MAX_SEED]); else ParameterError."""
     if type(value) is not int or not 0 <= value <= MAX_SEED:
-        raise ParameterError(f"seed must be an integer in [0, {MAX_SEED}], got {value!r}")
+        raise ParameterError(f"seed must be an integer in [0, {MAX_SEED}], got {value!r}",
+                             param="seed", given=value)
     return value
 
 
@@ -66,8 +76,24 @@ class Param:
             return f"[{self.low}, {self.high}]"
         return f"any {self.kind.__name__}"
 
+    def describe_kind(self) -> str:
+        """What a value must be, in a reader's words: "a whole number between 2 and 1000"."""
+        if self.kind is bool:
+            return "true or false"
+        if self.choices is not None:
+            return self.describe_range()
+        what = {int: "a whole number", float: "a finite number", str: "text"}[self.kind]
+        if self.low is not None and self.high is not None:
+            return f"{what} between {self.low} and {self.high}"
+        if self.low is not None:
+            return f"{what} of at least {self.low}"
+        if self.high is not None:
+            return f"{what} of at most {self.high}"
+        return what
+
     def coerce(self, name: str, value: Any) -> Any:
         """Convert ``value`` (possibly a string from a URL) to this type, or raise ParameterError."""
+        given = value
         kind = self.kind
         try:
             if kind is bool:
@@ -94,35 +120,35 @@ class Param:
                 if isinstance(value, bool):
                     raise ValueError(value)
                 value = float(value.strip() if isinstance(value, str) else value)
-                if not math.isfinite(value):
+                if not math.isfinite(value):  # nan and inf compare with no range: refused
                     raise ValueError(value)
             elif kind is str:
                 if not isinstance(value, str):
                     raise ValueError(value)
             else:  # pragma: no cover - registration refuses other kinds
                 raise ValueError(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ParameterError(
-                f"parameter '{name}' must be {kind.__name__}, got {value!r}"
-            ) from None
+                f"parameter '{name}' must be {self.describe_kind()}, got {given!r}",
+                param=name, given=given) from None
         if self.choices is not None and value not in self.choices:
             raise ParameterError(
-                f"parameter '{name}' = {value!r} is not allowed: {self.describe_range()}"
-            )
+                f"parameter '{name}' = {value!r} is not allowed: {self.describe_range()}",
+                param=name, given=given)
         if (self.low is not None and value < self.low) or (
             self.high is not None and value > self.high
         ):
             raise ParameterError(
-                f"parameter '{name}' = {value!r} is outside its range {self.describe_range()}"
-            )
+                f"parameter '{name}' = {value!r} is outside its range {self.describe_range()}",
+                param=name, given=given)
         if self.check is not None:
             try:
                 self.check(value)
-            except ParameterError:
-                raise
+            except ParameterError as exc:
+                raise ParameterError(str(exc), param=name, given=given) from None
             except (TypeError, ValueError) as exc:
-                raise ParameterError(f"parameter '{name}' = {value!r} is not allowed: {exc}") \
-                    from None
+                raise ParameterError(f"parameter '{name}' = {value!r} is not allowed: {exc}",
+                                     param=name, given=given) from None
         return value
 
 

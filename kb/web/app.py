@@ -24,6 +24,7 @@ from kb.search.index import MAX_QUERY_CHARS
 from kb.web.api import api
 from kb.web.edges import RequestEdges
 from kb.web.errors import Answered, error_response
+from kb.web.lookup import not_found
 from kb.web.pages import pages
 from kb.web.render import error_box
 from kb.web.site import Busy, NotYet, SearchUnavailable, Site
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
 
 
 def _http_error(exc: HTTPException) -> Response:
+    if exc.code == 404:
+        return not_found()
     return error_response(exc.code or 500, exc.description or exc.name)
 
 

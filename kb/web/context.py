@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 from flask import url_for
 
 from engine.catalog import get_experiment
+from engine.registry import ParameterError
 from kb.answers.parse import SUMMARY_LIMIT
 from kb.answers.plaintext import plain_text
 from kb.answers.stats import Effect
@@ -63,15 +64,21 @@ def search_context(query: str, limit: int) -> Context:
                    {"json_url": url_for("api.search", q=query, limit=limit)})
 
 
-def answer_context(outcome: Outcome) -> Context:
+def answer_context(outcome: Outcome, refused: ParameterError | None = None,
+                   asked: Mapping[str, str] | None = None) -> Context:
     """An answer shown with one view. The rendered body is not part of it (see
-    ``answer_body``): the JSON does not need it, and the page shows it even if it fails."""
+    ``answer_body``): the JSON does not need it, and the page shows it even if it fails.
+
+    ``refused``: settings that could not be used (the view is then the answer's own); the
+    form shows what was ``asked`` (the query) and the reason next to the field at fault."""
     answer, view = outcome.answer, outcome.view
     url = public_url(answer_url(answer.slug, view))
     # Text fields as plain Unicode (their TeX as γ, σB): JSON, meta tags and alt text.
     figures = [{**f, "caption": plain_text(f["caption"]), "svg": public_url(f["svg"]),
                 "png": public_url(f["png"])} for f in _figure_links(outcome)]
-    forms = _demonstration_forms(outcome)
+    asked = asked if refused is not None else None
+    forms = _demonstration_forms(outcome, asked or {})
+    field_errors = {refused.param: str(refused)} if refused is not None and refused.param else {}
     claims = _claims(outcome)
     data = {
         "slug": answer.slug,
@@ -108,6 +115,10 @@ def answer_context(outcome: Outcome) -> Context:
         "claims_holding": sum(1 for c in claims if c["holds"]),
         "claims_unknown": sum(1 for c in claims if c["holds"] is None),
         "forms": forms,
+        # The settings asked for that could not be used: why, and for which field.
+        "refused": str(refused) if refused is not None else None,
+        "field_errors": field_errors,
+        "seed_text": (asked or {}).get("seed", view.seed if view.seed is not None else ""),
     }
     return Context(data, extra)
 
@@ -156,7 +167,8 @@ class _ParamField:
     doc: str
 
 
-def _demonstration_forms(outcome: Outcome) -> list[dict]:
+def _demonstration_forms(outcome: Outcome, asked: Mapping[str, str]) -> list[dict]:
+    """The rerun form's fields: the view's values, or what was ``asked`` as it was typed."""
     overrides = outcome.view.overrides_dict()
     forms = []
     for demo in outcome.answer.demonstrations:
@@ -167,7 +179,8 @@ def _demonstration_forms(outcome: Outcome) -> list[dict]:
         fields = [
             _ParamField(
                 field=f"{demo.name}.{name}", name=name, kind=spec.kind.__name__,
-                value=overrides.get(demo.name, {}).get(name, demo.params.get(name, spec.default)),
+                value=asked.get(f"{demo.name}.{name}") or overrides.get(demo.name, {}).get(
+                    name, demo.params.get(name, spec.default)),
                 default=demo.params.get(name, spec.default), low=spec.low, high=spec.high,
                 choices=spec.choices, range=spec.describe_range(), doc=spec.doc)
             for name, spec in experiment.params.items()

@@ -6,15 +6,17 @@ from typing import Any
 from flask import Response, jsonify, render_template, request
 
 
-def _wants_json() -> bool:
+def is_api_request() -> bool:
+    """Whether this request is answered in JSON."""
     return request.path.startswith("/api/") or request.path == "/healthz"
 
 
 def error_response(status: int, reason: str, suggestions: list[dict] | None = None,
-                   back: dict | None = None) -> Response:
+                   back: dict | None = None, query: str = "") -> Response:
     """The error as a page, or as JSON ``{"error", "status", "suggestions"?}`` under /api/;
-    ``back`` (``{"title", "url"}``) is where the page offers to go instead."""
-    if _wants_json():
+    ``back`` (``{"title", "url"}``) is where the page offers to go instead, ``query`` what its
+    search box offers to look for."""
+    if is_api_request():
         body: dict[str, Any] = {"error": reason, "status": status}
         if suggestions is not None:
             body["suggestions"] = suggestions
@@ -24,7 +26,7 @@ def error_response(status: int, reason: str, suggestions: list[dict] | None = No
                    503: "Not available yet, try again shortly"}.get(status, "Something went wrong")
         response = Response(render_template(
             "error.html", status=status, heading=heading, reason=reason,
-            suggestions=suggestions or [], back=back))
+            suggestions=suggestions or [], back=back, query=query))
     response.status_code = status
     return response
 

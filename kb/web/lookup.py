@@ -4,13 +4,14 @@ served ends the request here (``Answered``): a 301 for an old slug, a 400 with t
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
 
-from flask import redirect, request, url_for
+from flask import Response, redirect, request, url_for
 
 from engine.registry import ParameterError
 from kb.model import Answer
-from kb.web.errors import Answered, error_response
+from kb.web.errors import Answered, error_response, is_api_request
 from kb.web.site import SearchUnavailable, View, parse_view
 from kb.web.urls import answer_ref, answer_url, site
 
@@ -18,27 +19,55 @@ MAX_LIMIT = 100  # search results per request
 
 
 def find_answer(slug: str, endpoint: str, **values: Any) -> tuple[Answer, int]:
-    """The answer at ``slug`` and the generation of the answers it is from. An alias
-    redirects permanently (keeping the query string) to ``endpoint`` under the current slug;
-    an unknown slug ends in a 404 with suggestions."""
+    """The answer at ``slug`` and the generation of the answers it is from. An alias or the
+    slug in other letter cases redirects permanently (keeping the query string) to
+    ``endpoint`` under the current slug; an unknown slug ends in a 404 with suggestions."""
     answers = site().answers.current()
     answer = answers.get(slug)
     if answer is not None:
         return answer, answers.generation
-    target = answers.alias_target(slug)
+    target = canonical_slug(slug)
     if target is not None:
-        location = url_for(endpoint, slug=target, **values)
-        if request.query_string:
-            location += "?" + request.query_string.decode("latin-1")
-        raise Answered(redirect(location, 301))
+        raise Answered(permanent_redirect(endpoint, slug=target, **values))
     raise Answered(error_response(
         404, f"There is no answer at '{slug}'.", _suggestions(slug)))
+
+
+def canonical_slug(slug: str) -> str | None:
+    """The current slug that ``slug`` names: itself, an alias, or either in other letter cases
+    (slugs are lowercase, and readers retype links from titles)."""
+    answers = site().answers.current()
+    for name in (slug, slug.lower()):
+        if answers.get(name) is not None:
+            return name
+        target = answers.alias_target(name)
+        if target is not None:
+            return target
+    return None
+
+
+def permanent_redirect(endpoint: str, **values: Any) -> Response:
+    """A 301 to ``endpoint`` with this request's query string."""
+    location = url_for(endpoint, **values)
+    if request.query_string:
+        location += "?" + request.query_string.decode("latin-1")
+    return redirect(location, 301)
+
+
+def not_found() -> Response:
+    """The 404 of a path no route serves: the site's page, with the answers its words suggest
+    (JSON under /api/)."""
+    words = " ".join(w for w in re.split(r"[^0-9A-Za-z]+", request.path) if w and w != "a")
+    if is_api_request():
+        return error_response(404, f"There is nothing at {request.path}.")
+    return error_response(404, f"There is no page at {request.path}.",
+                          _suggestions(words) if words else [], query=words)
 
 
 def _suggestions(words: str, limit: int = 5) -> list[dict]:
     """Answers close to ``words``: close slugs first, then search hits."""
     answers = site().answers.current().by_slug
-    slugs = difflib.get_close_matches(words, list(answers), n=limit, cutoff=0.6)
+    slugs = difflib.get_close_matches(words.lower(), list(answers), n=limit, cutoff=0.6)
     try:
         hits = site().search(words.replace("-", " "), limit).results
     except SearchUnavailable:  # close slugs are suggestions enough

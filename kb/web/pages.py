@@ -7,16 +7,19 @@ import gzip
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import Mapping
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
+from engine.registry import ParameterError
 from kb.answers.parse import display_path
+from kb.model import Answer
 from kb.run.figures import FigureError
 from kb.web.context import answer_body, answer_context, index_context, search_context
 from kb.web.errors import error_response
-from kb.web.lookup import find_answer, find_view, search_args
+from kb.web.lookup import find_answer, find_view, permanent_redirect, search_args
 from kb.web.render import error_box
-from kb.web.site import Outcome
+from kb.web.site import Outcome, View, parse_view
 from kb.web.urls import public_url, site
 
 logger = logging.getLogger(__name__)
@@ -39,10 +42,20 @@ def search() -> str:
     return render_template("search.html", **search_context(*search_args()).page())
 
 
+@pages.get("/a/<slug>/")
+def answer_with_slash(slug: str) -> Response:
+    """``/a/<slug>/``, as some forums and hand-typed links write it: moved permanently."""
+    answer, _ = find_answer(slug, "pages.answer")
+    return permanent_redirect("pages.answer", slug=answer.slug)
+
+
 @pages.get("/a/<slug>")
 def answer(slug: str) -> Response:
     answer, generation = find_answer(slug, "pages.answer")
-    view = find_view(answer)
+    try:
+        view = parse_view(answer, request.args)
+    except ParameterError as exc:
+        return _refused(answer, generation, exc)
     # The public root is part of the key: the page holds absolute URLs (og:image, og:url).
     key = (slug, view, generation, public_url("/"))
     page = site().pages.peek(key)
@@ -79,7 +92,18 @@ class _RenderedPage:
     keep_for: float  # seconds: as long as the outcome it shows
 
 
-def _render_answer(outcome: Outcome) -> _RenderedPage:
+def _refused(answer: Answer, generation: int, refused: ParameterError) -> Response:
+    """Settings that cannot be run: the answer with its own settings (400), the form holding
+    what was asked for and the reason next to the field at fault."""
+    outcome = site().outcome(answer, View(), generation)
+    page = _render_answer(outcome, refused=refused, asked=request.args)
+    response = Response(page.html, status=400, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _render_answer(outcome: Outcome, refused: ParameterError | None = None,
+                   asked: Mapping[str, str] | None = None) -> _RenderedPage:
     answer = outcome.answer
     failure = None
     try:
@@ -89,7 +113,8 @@ def _render_answer(outcome: Outcome) -> _RenderedPage:
         where = display_path(answer.path, site().settings.answers_dir.parent)
         failure = f"{where}: could not be rendered: {exc!r}"
         body = error_box([failure], "This answer could not be rendered")
-    html = render_template("answer.html", **answer_context(outcome).page(), body_html=body,
+    context = answer_context(outcome, refused, asked)
+    html = render_template("answer.html", **context.page(), body_html=body,
                            failure=failure).encode()
     return _RenderedPage(html, gzip.compress(html, mtime=0), hashlib.sha1(html).hexdigest(),
                          outcome.keep_for())

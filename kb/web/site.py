@@ -234,8 +234,10 @@ def parse_view(answer: Answer, args: Mapping[str, str]) -> View:
         own = experiment.resolve(demo.params)
         try:
             asked = experiment.resolve(requested[demo_name])
-        except ParameterError as exc:
-            raise ParameterError(f"demonstration '{demo_name}': {exc}") from None
+        except ParameterError as exc:  # the field is named as the query names it
+            raise ParameterError(f"demonstration '{demo_name}': {exc}",
+                                 param=exc.param and f"{demo_name}.{exc.param}",
+                                 given=exc.given) from None
         changed = tuple(
             (name, asked[name]) for name in sorted(requested[demo_name]) if asked[name] != own[name]
         )

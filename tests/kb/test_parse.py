@@ -172,7 +172,7 @@ MALFORMED = [
         ```
         """,
         "params: {n: many}",
-        "'n' must be int",
+        "'n' must be a whole number",
     ),
     (
         "unknown figure",

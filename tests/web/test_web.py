@@ -296,8 +296,8 @@ def test_equivalent_urls_show_the_same_normalized_view(client):
 
 @pytest.mark.parametrize("query, reason", [
     ("d.n=5000", "parameter 'n' = 5000 is outside its range [2, 1000]"),
-    ("d.n=abc", "parameter 'n' must be int, got 'abc'"),
-    ("d.scale=nan", "parameter 'scale' must be float"),
+    ("d.n=abc", "parameter 'n' must be a whole number between 2 and 1000, got 'abc'"),
+    ("d.scale=nan", "parameter 'scale' must be a finite number between 0.0 and 10.0, got 'nan'"),
     ("d.kind=triangle", "parameter 'kind' = 'triangle' is not allowed: one of 'normal', 'uniform'"),
     ("d.depth=3", "experiment 'test_web_noise' has no parameter 'depth'"),
     ("x.n=3", "answer 'noise' has no demonstration 'x' (it has: d)"),
@@ -308,8 +308,10 @@ def test_equivalent_urls_show_the_same_normalized_view(client):
 def test_bad_parameters_give_400_with_the_reason(client, query, reason):
     html = client.get(f"/a/noise?{query}")
     assert html.status_code == 400
-    assert reason in Page(html.get_data(as_text=True)).text
-    assert Page(html.get_data(as_text=True)).find("a", class_="back", href="/a/noise")
+    shown = Page(html.get_data(as_text=True))
+    # The answer with its own settings, saying why these cannot be run and where to fix them.
+    assert reason in shown.text and shown.find("a", href="#rerun")
+    assert shown.meta["og:url"] == "http://localhost/a/noise"
     api = client.get(f"/api/answers/noise?{query}")
     assert api.status_code == 400 and reason in api.get_json()["error"]
     assert client.get(f"/a/noise/figures/samples-plot.png?{query}").status_code == 400
