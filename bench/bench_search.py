@@ -167,10 +167,11 @@ def write_synthetic(source: Path, count: int, folder: Path) -> None:
             "slug": slug,
             "title": title[:1].upper() + title[1:] + "?",
             "question": " ".join(rng.sample(plain, 2)),
-            "thread": meta["thread"],
             "tags": meta.get("tags", []),
             "summary": rng.choice([s for s in plain if len(s) <= 240]),
         }
+        # An answer comes from a forum thread or from learners' questions.
+        front.update({key: meta[key] for key in ("thread", "source") if key in meta})
         if "seeds" in meta:
             front["seeds"] = meta["seeds"]
         body = "\n\n".join(

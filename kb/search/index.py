@@ -68,6 +68,7 @@ from whoosh.formats import Existence
 from whoosh.highlight import (FIRST, BasicFragmentScorer, Formatter, PinpointFragmenter,
                               get_text, top_fragments)
 from whoosh.lang.porter import stem
+from spellchecker import SpellChecker
 from whoosh.support.levenshtein import distance as edit_distance
 
 from kb.model import Answer
@@ -314,6 +315,18 @@ def _term_marks(text: str) -> dict[str, list[int]]:
         else:
             spans += (start, end)
     return marks
+
+
+@lru_cache(maxsize=1)
+def _english() -> SpellChecker:
+    """An English dictionary (pyspellchecker's word list, read at the first correction)."""
+    return SpellChecker(language="en", distance=1)
+
+
+def _is_english(word: str) -> bool:
+    """Whether ``word`` (lowercase) is a word of English: a learner's "forgot" is spelled
+    right even when no answer uses it, and must not become "forget"."""
+    return word in _english()
 
 
 def _words(text: str) -> list[str]:
@@ -1039,15 +1052,17 @@ class _OpenVersion:
         """The known word that ``word`` (not itself in the vocabulary) is a misspelling of, if
         any.
 
-        Only a convincing one: without a dictionary, an unknown word is as likely to be a real
-        word the answers do not use. So a word whose stem the answers use ("depending",
-        "dropouts") is no typo; the candidate must be one edit away (a swap of two letters
+        Only a convincing one: an unknown word is as likely to be a real word the answers do
+        not use. So an English word ("forgot", "thank") is no typo, nor is a word whose stem
+        the answers use ("depending", "dropouts", or jargon the dictionary lacks); the
+        candidate must be one edit away (a swap of two letters
         counts as one, "batchnrom"); another ending ("than" for "thank", "multiply" for
         "multiple") is no typo; and short words, where a changed letter too often turns one
         real word into another ("want", "went"), may only have a swap, or from five letters on
         a letter added or dropped ("nosie", "efect").
         """
-        if any(self._known(reader, name, term) for term in _terms(word) for name in FIELD_BOOSTS):
+        if _is_english(word) or any(self._known(reader, name, term) for term in _terms(word)
+                                    for name in FIELD_BOOSTS):
             return None
         vocabulary = self.vocabulary()
         # The most used first (then alphabetically); a swap counts as one edit.

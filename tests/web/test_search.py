@@ -125,6 +125,19 @@ def test_typos_are_corrected_and_found(index, typo, fixed, slug):
     assert results.results[0].slug == slug
 
 
+def test_an_english_word_the_answers_lack_is_not_corrected_into_one_they_use(tmp_path):
+    index = SearchIndex(tmp_path / "index")
+    index.build([make_answer("memory", "Memory", "Networks forget what earlier layers learned.")])
+    # "forgot" is one letter from the answers' "forget", but spelled right: no "did you mean".
+    results = index.search("I forgot how layers learned")
+    assert results.suggestion is None
+    assert [hit.slug for hit in results.results] == ["memory"]  # found by its other words
+    # A misspelling of the same word is still corrected, and finds the answer.
+    results = index.search("why do networks forgte")
+    assert results.suggestion == "why do networks forget"
+    assert [hit.slug for hit in results.results] == ["memory"]
+
+
 def test_the_suggestion_keeps_the_rest_of_the_query(index):
     assert index.search("Why does DROPUOT help?").suggestion == "Why does dropout help?"
     # Contractions, numbers and symbols are not typos.
