@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from kb.cli.build import build
 from kb.cli.check import check
 from kb.cli.index import index, search
 from kb.cli.serve import serve
@@ -28,7 +29,7 @@ def cli(context: click.Context, answers: str | None, data: str | None) -> None:
         raise click.UsageError(str(exc)) from None
 
 
-for command in (check, serve, index, search):
+for command in (check, serve, index, search, build):
     cli.add_command(command)
 
 

@@ -1,0 +1,1 @@
+"""The static build (``kb build``): the knowledge base as files any static host can serve."""
