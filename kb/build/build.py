@@ -23,7 +23,9 @@ from flask import Flask
 
 from kb.build.layout import BuildError, Layout, normalize_base
 from kb.build.output import Output
-from kb.build.pages import alias_page, static_policy, with_policy, with_rerun, with_search_scripts
+from kb.build.pages import (
+    alias_page, not_found, static_policy, with_policy, with_rerun, with_search_scripts,
+)
 from kb.build.searchindex import search_index
 from kb.config import Settings
 from kb.model import Answer
@@ -123,8 +125,9 @@ class _Builder:
         self.page("/", "index.html")
         self.page("/search", "search.html",
                   add=lambda page: with_search_scripts(page, "search.html", root))
-        # A path no route has: the service's own "not found" page.
-        self.page("/404.html", "404.html", expect=(404,))
+        # A path no route has, with no words to suggest answers from: the service's own
+        # "not found" page.
+        self.page("/-", "404.html", lambda page: not_found(page, "404.html"), expect=(404,))
         self.json("/api/answers", "api/answers.json")
         index = json.dumps(search_index(answers), ensure_ascii=False, sort_keys=False,
                            separators=(",", ":"))

@@ -19,9 +19,11 @@ _HEAD = re.compile(r"<head>\n?")
 _HEAD_END = "</head>"
 _RERUN_FORM = re.compile(r'<form method="get" action="[^"]*" class="rerun-form">.*?</form>',
                          re.DOTALL)
+_REASON = re.compile(r'(<p class="error-reason">)[^<]*(</p>)')
 _FORM_ACTION = re.compile(r'(<form method="get" action=")[^"]*(" class="rerun-form">)')
 
 SEARCH_SCRIPTS = ("/static/vendor/minisearch/minisearch.js", "/static/search.js")
+NOT_FOUND = "There is no page at this address."
 RERUN_NOTE = ('<p class="rerun-note">This copy of the answers is static: its demonstrations '
               'ran with the answer\'s own settings when it was published. Rerunning them with '
               'other seeds or parameters needs the live service.</p>')
@@ -64,6 +66,12 @@ def with_rerun(page: str, name: str, slug: str, rerun_url: str | None) -> str:
         return _edit(_RERUN_FORM, lambda m: RERUN_NOTE, page, name, "rerun form")
     action = html.escape(f"{rerun_url}a/{slug}#rerun")
     return _edit(_FORM_ACTION, lambda m: m[1] + action + m[2], page, name, "rerun form")
+
+
+def not_found(page: str, name: str) -> str:
+    """The service's "no page at <path>" page for any path: a host serves it for every
+    address it does not have."""
+    return _edit(_REASON, lambda m: m[1] + NOT_FOUND + m[2], page, name, "error reason")
 
 
 def alias_page(target: str, public_target: str) -> str:

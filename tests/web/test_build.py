@@ -160,6 +160,7 @@ def test_the_404_page_links_under_the_base_path(site):
     out, _, _ = site
     page = (out / "404.html").read_text()
     assert "<h1>Not found</h1>" in page
+    assert '<p class="error-reason">There is no page at this address.</p>' in page
     assert 'href="/course/kb/static/style.css"' in page
     assert 'action="/course/kb/search.html"' in page
 
