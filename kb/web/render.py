@@ -19,6 +19,7 @@ from markdown.extensions import Extension
 from markdown.extensions.toc import TocExtension
 from markdown.extensions.toc import slugify as _markdown_slugify
 from markdown.preprocessors import Preprocessor
+from markdown.treeprocessors import Treeprocessor
 from markupsafe import Markup
 
 from kb.answers.plaintext import plain_text
@@ -46,6 +47,8 @@ def math_html(tex: str, display: bool = False) -> Markup:
         delimiter = "$$" if display else "$"
         return Markup('<code class="math-error" title="this TeX could not be converted">'
                       "{}</code>").format(delimiter + tex + delimiter)
+    if display:  # a long formula scrolls sideways: keyboard users must be able to scroll it
+        mathml = mathml.replace("<math ", '<math tabindex="0" ', 1)
     return Markup(mathml)
 
 
@@ -224,6 +227,15 @@ class _Substitute(Preprocessor):
         return "\n\n" + region.prefix + stash(html) + "\n\n"
 
 
+class _ScrollableTables(Treeprocessor):
+    """Tables scroll sideways on a narrow screen (style.css): focusable, so that keyboard
+    users can scroll them too."""
+
+    def run(self, root) -> None:
+        for table in root.iter("table"):
+            table.set("tabindex", "0")
+
+
 class _AnswerExtension(Extension):
     def __init__(self, blocks: Mapping[str, str], values: Mapping[str, str | None]):
         super().__init__()
@@ -233,6 +245,7 @@ class _AnswerExtension(Extension):
     def extendMarkdown(self, md: markdown.Markdown) -> None:
         # After whitespace normalisation (30), before raw HTML (20).
         md.preprocessors.register(_Substitute(md, self.blocks, self.values), "kb_substitute", 28)
+        md.treeprocessors.register(_ScrollableTables(md), "kb_scrollable_tables", 0)
 
 
 def render_markdown(body: str, blocks: Mapping[str, str] | None = None,
