@@ -1,5 +1,6 @@
 """Browser fixtures shared by the real-browser tests: headless Chromium (Debian's) driven by
-Playwright, against the app served over loopback by a real threaded WSGI server.
+Playwright, against the app served over loopback by a real threaded WSGI server: ``live_url``
+serves the small answers of the web conftest, ``real_live_url`` the project's own answers.
 
 Skipped with a reason when Chromium or Playwright is missing, unless KB_REQUIRE_BROWSER=1
 (CI), where that is a failure. Screenshots go to the test's tmp folder, and also to
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from kb.config import PROJECT_ROOT, Settings
 from kb.web.app import create_app
 from tests.conftest import import_or_skip
 
@@ -22,12 +24,15 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+VIEWPORTS = {1280: DESKTOP, 390: PHONE}  # the two widths every page is checked at
+REAL_ANSWERS = PROJECT_ROOT / "answers"
+REAL_SLUGS = sorted(path.stem for path in REAL_ANSWERS.glob("*.md"))
 
 
-@pytest.fixture
-def live_url(settings):
-    """The app over the tmp answers, warmed up as at a server's start, served on a free
-    loopback port in a thread."""
+def _serve(settings: Settings):
+    """The app over ``settings``, warmed up as at a server's start (the answers' own settings
+    computed), served on a free loopback port in a thread; yields its URL."""
     app = create_app(settings)
     app.extensions["kb"].warm(samples=False, figures=False)
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -36,6 +41,24 @@ def live_url(settings):
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_url(settings):
+    """The small answers of the web conftest, served."""
+    yield from _serve(settings)
+
+
+@pytest.fixture(scope="session")
+def real_live_url(tmp_path_factory):
+    """The project's own answers, served with the shared demonstration cache (the one the
+    knowledge-base tests and `kb check` fill, so their results are computed once) and a
+    search index of its own in a tmp data folder."""
+    data = tmp_path_factory.mktemp("real-data")
+    cache = Settings.from_env().cache_dir
+    cache.mkdir(parents=True, exist_ok=True)
+    (data / "cache").symlink_to(cache.resolve(), target_is_directory=True)
+    yield from _serve(Settings(answers_dir=REAL_ANSWERS, data_dir=data))
 
 
 @pytest.fixture

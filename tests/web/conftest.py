@@ -14,7 +14,7 @@ import pytest
 from engine.registry import Param, experiment, figure
 from kb.config import Settings
 from kb.web.app import create_app
-from tests.web.browser import browser, live_url  # noqa: F401 (fixtures for the browser tests)
+from tests.web.browser import browser, live_url, real_live_url  # noqa: F401 (browser fixtures)
 
 
 @experiment(
