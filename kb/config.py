@@ -72,7 +72,7 @@ SETTINGS: tuple[Setting, ...] = (
             "folder of the search index and the demonstration cache (default: .kb/)"),
     Setting("base_url", "KB_BASE_URL", str,
             "public URL prefix for absolute links and link previews behind a proxy "
-            "(default: the request's host)"),
+            "(default: the request's host; for `kb search --json`, http://KB_HOST:KB_PORT)"),
     Setting("demo_timeout", "KB_DEMO_TIMEOUT", float,
             "seconds one demonstration may compute before it is stopped (default 60)", 0.001),
     Setting("compute_slots", "KB_COMPUTE_SLOTS", int,

@@ -10,10 +10,11 @@ from kb.search.index import SearchIndex
 from kb.search.refresh import refresh_index
 
 
-def answer_url(slug: str, base_url: str | None = None) -> str:
-    """The permanent link of an answer: ``/a/<slug>``, absolute when a public base URL is set."""
-    path = f"/a/{slug}"
-    return f"{base_url.rstrip('/')}{path}" if base_url else path
+def answer_url(slug: str, settings: Settings) -> str:
+    """The permanent link of an answer, absolute as in /api/search: under the public base URL
+    (``KB_BASE_URL``), else under the address ``kb serve`` listens on."""
+    base = settings.base_url or f"http://{settings.host}:{settings.port}"
+    return f"{base.rstrip('/')}/a/{slug}"
 
 
 def _refreshed(settings: Settings, force: bool):
@@ -49,7 +50,7 @@ def search(settings: Settings, query: str, limit: int, as_json: bool) -> int:
         click.echo(f"(search index built from {settings.answers_dir} first)", err=True)
     results = index_.search(query, limit=limit)
     if as_json:
-        print(json.dumps(results.to_json(lambda slug: answer_url(slug, settings.base_url)),
+        print(json.dumps(results.to_json(lambda slug: answer_url(slug, settings)),
                          indent=2))
         return 0
     if results.suggestion:
@@ -58,5 +59,5 @@ def search(settings: Settings, query: str, limit: int, as_json: bool) -> int:
         print(f"No answers found for {results.query!r}.")
     for rank, hit in enumerate(results.results, start=1):
         print(f"{rank:2d}. {hit.title}  [{hit.slug}]")
-        print(f"    {hit.snippet_text}")
+        print(f"    {hit.snippet}")
     return 0

@@ -2,44 +2,31 @@
 
 Demonstration blocks go (their YAML is configuration, not prose); a claim block becomes its
 sentence, taken from the parsed claims; ``{{...}}`` values, unknown until run, become "…";
-display formulas are elided, inline ones become plain symbols ("$\\sigma_B^2$" -> "σ_B^2");
-code keeps its text without braces. Headings and table rows are fields of their own: the body
-is the prose snippets are cut from.
+display formulas are elided, inline ones become Unicode as in every plain-text field
+(``kb.answers.plaintext``: "$\\sigma_B^2$" -> "σB²"); code keeps its text without braces.
+A link keeps its text, in quotes when it is a title (another answer's question): pasted bare
+into the sentence around it, it would read as part of that sentence. Headings and table rows
+are fields of their own: the body is the prose snippets are cut from.
 """
 from __future__ import annotations
 
 import re
-import unicodedata
 
+from kb.answers.plaintext import tex_to_text
 from kb.answers.regions import BLOCK_KINDS, Kind, Region, body_regions, split_inline
 from kb.model import Answer
 
 _HEADING = re.compile(r"[ \t]{0,3}#{1,6}[ \t]+")  # the marks that start a heading line
 _TABLE_ROW = re.compile(r"[ \t]*\|")
 _TABLE_RULE = re.compile(r"^[\s|:-]*$")
-_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)]*)\)")
 _EMPHASIS = re.compile(r"\*{1,3}|`+")
 _SPACE = re.compile(r"\s+")
-_TEX_COMMAND = re.compile(r"\\([A-Za-z]+) ?|\\.|[{}]")
-_TEX_LAYOUT = frozenset({
-    "mathcal", "mathrm", "mathbf", "mathit", "mathbb", "text", "textrm", "operatorname", "hat",
-    "tilde", "bar", "vec", "left", "right", "big", "Big", "bigg", "Bigg", "frac", "dfrac",
-    "tfrac", "sqrt", "quad", "qquad", "cdot", "overset", "underset", "limits", "displaystyle"})
 _BRACES = str.maketrans("", "", "{}")
-
-
-def _tex_symbol(match: re.Match) -> str:
-    """A TeX command as plain text: a Greek letter as the letter (``\\sigma`` -> σ), layout
-    commands as nothing, others by name (``\\max`` -> max); braces and ``\\,`` go."""
-    name = match[1]
-    if not name or name in _TEX_LAYOUT:
-        return ""
-    case = "CAPITAL" if name[0].isupper() else "SMALL"
-    try:
-        text = unicodedata.lookup(f"GREEK {case} LETTER {name.upper()}")
-    except KeyError:
-        text = name
-    return text + " " if match[0].endswith(" ") else text
+# A link to another answer whose text is a title rather than words of the sentence: a
+# question, or a capitalized phrase ("[If γ and β keep changing, how can …?](/a/…)").
+_TITLE_TEXT = re.compile(r"[A-Z].*|.*[?!]", re.DOTALL)
+_ANSWER_LINK = "/a/"
 
 
 def _region_text(region: Region, claim_texts: dict[str, str]) -> str:
@@ -52,7 +39,7 @@ def _region_text(region: Region, claim_texts: dict[str, str]) -> str:
     if kind is Kind.DISPLAY_MATH:
         return " … "
     if kind is Kind.INLINE_MATH:
-        return _TEX_COMMAND.sub(_tex_symbol, region.content)
+        return tex_to_text(region.content)
     if kind is Kind.ESCAPED_DOLLAR:
         return region.content
     if kind in (Kind.CODE_SPAN, Kind.CODE_BLOCK):
@@ -62,9 +49,15 @@ def _region_text(region: Region, claim_texts: dict[str, str]) -> str:
     return ""  # a demonstration block, the front matter
 
 
+def _link_text(match: re.Match) -> str:
+    image, text, target = match[1], match[2].strip(), match[3].strip()
+    title = not image and target.startswith(_ANSWER_LINK) and _TITLE_TEXT.fullmatch(text)
+    return f"“{text}”" if title else text
+
+
 def _plain(text: str) -> str:
     """Prose as the words a reader sees: link targets, emphasis and code marks removed."""
-    return _SPACE.sub(" ", _EMPHASIS.sub("", _LINK.sub(r"\1", text))).strip()
+    return _SPACE.sub(" ", _EMPHASIS.sub("", _LINK.sub(_link_text, text))).strip()
 
 
 def _table_text(rows: list[str]) -> str:

@@ -20,7 +20,8 @@ This is the only package that imports Whoosh. What it offers:
   in a file beside each version: as postings they were half of all the index's postings) is
   replaced by the closest known word; the corrected query is searched too and offered as
   ``suggestion`` ("did you mean").
-- Snippets are HTML-safe: everything is escaped except the ``<mark>`` around matches.
+- Snippets come as HTML (``Hit.snippet_html``: everything escaped except the ``<mark>``
+  around matches) and as plain text (``Hit.snippet``).
 - Queries have no syntax: quotes and operators (AND, OR, NOT, -, +, *) are plain text, and
   every word counts. Learners type questions.
 - Each process keeps, per index version, one Whoosh reader per thread, the posting arrays
@@ -77,7 +78,7 @@ from kb.search.postings import field_lengths, live_documents, term_postings
 
 # Bump when the schema, the analysis or the text extraction (kb.search.document) changes: the
 # fingerprint includes it, so existing indexes count as stale and get rebuilt.
-INDEX_FORMAT = "kb-search-8"
+INDEX_FORMAT = "kb-search-9"
 
 # A Greek letter is a word of its own ("σ²" -> "σ"); otherwise runs of letters and digits,
 # split at underscores so that "running_mean" is "running mean".
@@ -318,9 +319,10 @@ def _term_marks(text: str) -> dict[str, list[int]]:
 
 
 @lru_cache(maxsize=1)
-def _english() -> SpellChecker:
-    """An English dictionary (pyspellchecker's word list, read at the first correction)."""
-    return SpellChecker(language="en", distance=1)
+def _english() -> frozenset[str]:
+    """The words of English (pyspellchecker's list, read at the first correction; its
+    frequencies are dropped, which halves the memory it holds)."""
+    return frozenset(SpellChecker(language="en", distance=1).word_frequency.dictionary)
 
 
 def _is_english(word: str) -> bool:
@@ -447,17 +449,18 @@ class Hit:
     slug: str
     title: str
     score: float
-    snippet: str  # HTML: escaped text, matches wrapped in <mark>
+    snippet_html: str  # HTML: escaped text, matches wrapped in <mark>
 
     @property
-    def snippet_text(self) -> str:
-        """The snippet as plain text, for terminals."""
-        return html.unescape(_MARK.sub("", self.snippet))
+    def snippet(self) -> str:
+        """The snippet as plain text (terminals, the JSON's ``snippet``)."""
+        return html.unescape(_MARK.sub("", self.snippet_html))
 
     def to_json(self, url: str) -> dict:
         """One result of /api/search (and of ``kb search --json``)."""
         return {"slug": self.slug, "title": self.title, "url": url,
-                "score": round(self.score, 4), "snippet": self.snippet}
+                "score": round(self.score, 4), "snippet": self.snippet,
+                "snippet_html": self.snippet_html}
 
 
 @dataclass(frozen=True)
@@ -986,7 +989,7 @@ class _OpenVersion:
                         if (s := _snippet(stored.get(name, ""), marks.get(name), terms))),
                        None)
         return Hit(slug=stored["slug"], title=stored.get("title", ""), score=score,
-                   snippet=snippet or html.escape(stored.get("summary", "")))
+                   snippet_html=snippet or html.escape(stored.get("summary", "")))
 
     # typos
 

@@ -86,10 +86,19 @@ def test_search_json_is_the_api_shape(folders, capsys):
     assert list(data) == ["query", "results", "suggestion"]
     assert data["query"] == "dropout"
     [hit] = data["results"]
-    assert list(hit) == ["slug", "title", "url", "score", "snippet"]
+    assert list(hit) == ["slug", "title", "url", "score", "snippet", "snippet_html"]
     assert hit["slug"] == "dropout-noise"
-    assert hit["url"] == "/a/dropout-noise"
-    assert "<mark>" in hit["snippet"]
+    # Absolute, as in /api/search: without a public base URL, where `kb serve` listens.
+    assert hit["url"] == "http://127.0.0.1:8000/a/dropout-noise"
+    assert "<mark>" in hit["snippet_html"] and "<" not in hit["snippet"]
+
+
+def test_search_json_urls_follow_the_serving_address(folders, capsys, monkeypatch):
+    monkeypatch.setenv("KB_HOST", "10.0.0.7")
+    monkeypatch.setenv("KB_PORT", "8123")
+    assert kb(folders, "search", "dropout", "--json") == 0
+    urls = [hit["url"] for hit in json.loads(capsys.readouterr().out)["results"]]
+    assert urls[0] == "http://10.0.0.7:8123/a/dropout-noise"
 
 
 def test_search_json_urls_use_the_public_base_url(folders, capsys, monkeypatch):

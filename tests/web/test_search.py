@@ -96,7 +96,7 @@ def test_each_synonym_finds_the_answer_written_with_another(index, query, slug):
 
 def test_a_synonym_phrase_is_one_highlighted_match(index):
     [hit] = index.search("BN").results
-    assert "<mark>Batch normalization</mark>" in hit.snippet
+    assert "<mark>Batch normalization</mark>" in hit.snippet_html
 
 
 def test_a_word_of_a_phrase_still_finds_the_phrase(index):
@@ -165,17 +165,17 @@ def test_known_words_and_inflections_get_no_suggestion(index):
 def test_snippets_escape_everything_but_the_marks(index):
     for query in ("script alert", "x y", "<script>", "dropout units"):
         for hit in index.search(query).results:
-            bare = re.sub(r"</?mark>", "", hit.snippet)
-            assert "<" not in bare and ">" not in bare, hit.snippet
+            bare = re.sub(r"</?mark>", "", hit.snippet_html)
+            assert "<" not in bare and ">" not in bare, hit.snippet_html
     [hit] = index.search("alert").results
-    assert "&lt;script&gt;<mark>alert</mark>(1)&lt;/script&gt;" in hit.snippet
-    assert hit.snippet_text.endswith("<script>alert(1)</script>.")
+    assert "&lt;script&gt;<mark>alert</mark>(1)&lt;/script&gt;" in hit.snippet_html
+    assert hit.snippet.endswith("<script>alert(1)</script>.")
 
 
 def test_a_matching_summary_is_the_snippet(index):
     hit = index.search("switched off").results[0]
     assert hit.slug == "dropout"
-    assert hit.snippet == ("Units are <mark>switched</mark> <mark>off</mark> at random "
+    assert hit.snippet_html == ("Units are <mark>switched</mark> <mark>off</mark> at random "
                            "&lt;b&gt;while training&lt;/b&gt;.")
 
 
@@ -185,9 +185,9 @@ def test_a_long_body_snippet_is_cut_around_the_match_and_says_so(tmp_path):
     index = SearchIndex(tmp_path / "index")
     index.build([make_answer("long", "Long", body)])
     [hit] = index.search("zeppelin").results
-    assert "<mark>zeppelin</mark>" in hit.snippet
+    assert "<mark>zeppelin</mark>" in hit.snippet_html
     assert hit.snippet.startswith("… ") and hit.snippet.endswith(" …")
-    assert len(hit.snippet_text) < 300
+    assert len(hit.snippet) < 300
 
 
 def test_limit_is_respected_and_checked(index):
@@ -210,9 +210,13 @@ def test_json_shape(index):
     data = results.to_json(lambda slug: f"https://kb.example/a/{slug}")
     assert list(data) == ["query", "results", "suggestion"]
     [hit] = data["results"]
-    assert list(hit) == ["slug", "title", "url", "score", "snippet"]
+    assert list(hit) == ["slug", "title", "url", "score", "snippet", "snippet_html"]
     assert hit["url"] == "https://kb.example/a/dropout"
     assert hit["score"] > 0
+    # The plain snippet is the highlighted one's text: no markup, no entities.
+    assert hit["snippet"] == "Dropout zeroes random units; x < y & <script>alert(1)</script>."
+    assert hit["snippet_html"] == ("<mark>Dropout</mark> zeroes random units; x &lt; y &amp; "
+                                   "&lt;script&gt;alert(1)&lt;/script&gt;.")
 
 
 def test_document_fields_keep_prose_and_claims_but_not_block_yaml():
@@ -221,6 +225,8 @@ def test_document_fields_keep_prose_and_claims_but_not_block_yaml():
         "## Where it *comes* from\n\n"
         "```demo drift\nexperiment: batch_stat_noise\nparams: {max_batch: 64}\nseed: 3\n```\n\n"
         "See [the paper](https://arxiv.org/abs/1502.03167).\n\n"
+        "It is measured in\n[If γ and β keep changing, how can it work?](/a/ics)\n"
+        "and [robust layers](/a/robust), as [Ioffe and Szegedy](https://x.org) said.\n\n"
         "```claim noise-shrinks\ntext: The noise shrinks with the batch.\n"
         "check: drift.ratio > 2\n```\n\n"
         "| batch | spread |\n|---|:-:|\n| 8 | {{drift.spread8:.2f}} |\n\n"
@@ -230,9 +236,13 @@ def test_document_fields_keep_prose_and_claims_but_not_block_yaml():
     claim = Claim("noise-shrinks", "The noise shrinks with the batch.", "drift.ratio > 2", None,
                   Location("answers/x.md", 20))
     fields = document_fields(make_answer("x", "T", body, tags=("a b", "c"), claims=(claim,)))
+    # Another answer's title, linked mid-sentence, is quoted so that the sentence still reads
+    # as one; other links are words of their sentence. Math is Unicode, as in all plain text.
     assert fields["body"] == ("Short answer, moved … times. See the paper. "
+                              "It is measured in “If γ and β keep changing, how can it work?” "
+                              "and robust layers, as Ioffe and Szegedy said. "
                               "The noise shrinks with the batch. "
-                              "With μ_B and σ^2_B clipped to r_max: …")
+                              "With μB and σ²B clipped to rₘₐₓ: …")
     assert fields["headings"] == "Where it comes from"
     assert fields["tables"] == "batch ; spread ; 8 ; …"
     assert "a b" in fields["tags"] and "c" in fields["tags"]
@@ -403,5 +413,5 @@ def test_is_current_follows_the_answer_files(tmp_path):
 
 
 def test_hit_plain_text_snippet():
-    hit = Hit("a", "A", 1.0, "x &lt; <mark>y</mark> &amp; z")
-    assert hit.snippet_text == "x < y & z"
+    hit = Hit("a", "A", 1.0, "x &lt; <mark>y</mark> &amp; z &#x27;q&#x27;")
+    assert hit.snippet == "x < y & z 'q'"

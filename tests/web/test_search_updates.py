@@ -43,7 +43,7 @@ def answers(tmp_path) -> Path:
 
 def results(index: SearchIndex, query: str) -> tuple:
     found = index.search(query)
-    return found.suggestion, [(hit.slug, hit.title, round(hit.score, 9), hit.snippet)
+    return found.suggestion, [(hit.slug, hit.title, round(hit.score, 9), hit.snippet_html)
                               for hit in found.results]
 
 

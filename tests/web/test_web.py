@@ -138,7 +138,7 @@ def test_search_json_shape(client):
     assert body["query"] == "noisy samples"
     assert body["results"], body
     for hit in body["results"]:
-        assert set(hit) == {"slug", "title", "url", "score", "snippet"}
+        assert set(hit) == {"slug", "title", "url", "score", "snippet", "snippet_html"}
         assert hit["url"] == f"http://localhost/a/{hit['slug']}"
         assert isinstance(hit["score"], float)
     assert body["results"][0]["slug"] == "noise"
