@@ -133,3 +133,4 @@ class ClaimOutcome:
     seed: int | None  # the seed this outcome is for (the worst one across seeds)
     seeds: tuple[int, ...] = ()  # all the seeds it was checked on
     effect: Any = None  # a finding's kb.answers.stats.Effect: its quantity over the seeds
+    reading: str = ""  # the measurement for readers: values and bounds, without the names

@@ -24,14 +24,12 @@ def draw_step_change_sources(result, fig):
             values = [result[f"{label}_earlier_{part}_avg"], result[f"{label}_total_{part}_avg"]]
             bars = ax.bar(np.arange(2) + offset, values, width, color=COLORS[label],
                           label=LABELS[label])
-            ax.bar_label(bars, labels=[_bar_text(v) for v in values], fontsize="x-small",
-                         padding=1)
+            ax.bar_label(bars, labels=[_bar_text(v) for v in values], padding=1)
         ax.set_xticks([0, 1], ["earlier\nlayers", "whole\nstep"])
-        ax.set_title(title, fontsize="medium")
+        ax.set_title(title)
         ax.margins(y=0.15)
     axes[0].set_ylabel("per step, mean over units")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2,
-               fontsize="small")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
     fig.suptitle(f"What one SGD step does to hidden layer {result['layer']}'s inputs "
                  "of the ReLU")
 
@@ -46,7 +44,7 @@ def draw_moments_over_training(result, fig):
                  alpha=0.6)
         bottom.plot(steps, result[f"{label}_unit_stds"], color=COLORS[label], linewidth=0.7,
                     alpha=0.6)
-        top.set_title(LABELS[label], fontsize="medium")
+        top.set_title(LABELS[label])
         bottom.set_xlabel("training step")
         for ax in (top, bottom):
             ax.grid(True, alpha=0.3)
@@ -60,26 +58,28 @@ def draw_gamma_vs_sigma(result, fig):
     left, right = fig.subplots(1, 2)
     gain = result["gain"]
     for label, name, marker, color in (
-            ("bn", "started at gamma=1, beta=0", "o", COLORS["bn"]),
+            ("bn", r"started at $\gamma = 1$, $\beta = 0$", "o", COLORS["bn"]),
             ("undone", "started undone", "^", "tab:green"),
-            ("scaled", f"weights x{gain:g} at the start", "s", "tab:orange")):
+            ("scaled", f"weights ×{gain:g} at the start", "s", "tab:orange")):
         left.plot(result[f"{label}_sigma"], np.abs(result[f"{label}_gamma"]), marker,
                   color=color, alpha=0.6, markersize=4, label=name)
         right.plot(result[f"{label}_mu"], result[f"{label}_beta"], marker, color=color,
                    alpha=0.6, markersize=4, label=name)
     left.set_xscale("log")
     left.set_yscale("log")
-    for ax, xlabel, ylabel in ((left, "σ_B (batch std of z)", "|γ|"),
-                               (right, "μ_B (batch mean of z)", "β")):
+    # The answer's prose writes the batch statistics with a calligraphic B.
+    for ax, xlabel, ylabel in (
+            (left, r"$\sigma_\mathcal{B}$ (batch std of $z$)", r"$|\gamma|$"),
+            (right, r"$\mu_\mathcal{B}$ (batch mean of $z$)", r"$\beta$")):
         low, high = ax.get_xlim()
-        ax.plot([low, high], [low, high], "k--", linewidth=1, label="undone: y = z")
+        ax.plot([low, high], [low, high], "k--", linewidth=1, label="undone: $y = z$")
         ax.set_xlim(low, high)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
     left.set_title("Scale after training")
     right.set_title("Shift after training")
-    left.legend(fontsize="x-small")
+    left.legend()
 
 
 @figure("gamma_beta_undo", "undo_over_training")
@@ -87,15 +87,15 @@ def draw_undo_over_training(result, fig):
     left, right = fig.subplots(1, 2)
     steps = result["checkpoints"]
     left.plot(steps, result["bn_undo_error"], "o-", color=COLORS["bn"],
-              label="started at gamma=1, beta=0")
+              label=r"started at $\gamma = 1$, $\beta = 0$")
     left.plot(steps, result["undone_undo_error"], "^-", color="tab:green",
               label="started undone")
     left.plot(steps, result["output_gap"], ":", color="black",
               label="output gap: started undone vs plain")
     left.set_xlabel("training step")
-    left.set_ylabel("RMS(y - z) / std(z)")
+    left.set_ylabel(r"$\mathrm{RMS}(y - z)\,/\,\mathrm{std}(z)$")
     left.set_title("Distance from undoing")
-    left.legend(fontsize="x-small")
+    left.legend()
     left.grid(True, alpha=0.3)
     cosines = result["start_gradient_cosine"]
     names = [str(i) for i in range(1, len(cosines))] + ["out"]
@@ -103,6 +103,6 @@ def draw_undo_over_training(result, fig):
     right.axhline(1.0, color="gray", linestyle=":", linewidth=1)
     right.set_ylim(min(0.0, cosines.min() - 0.1), 1.05)
     right.set_xlabel("layer")
-    right.set_ylabel("cos(plain's dL/dW, undone's dL/dW)")
+    right.set_ylabel(r"cosine of the two $\partial L/\partial W$")
     right.set_title("Step 0: same function,\ndifferent gradient")
     right.grid(True, axis="y", alpha=0.3)

@@ -7,7 +7,7 @@ from engine.registry import figure
 def _log2_batch_axis(ax, sizes):
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes, [str(int(v)) for v in sizes])
-    ax.set_xlabel("batch size m")
+    ax.set_xlabel("batch size $m$")
 
 
 @figure("bn_backward_check", "formula_errors")
@@ -19,7 +19,7 @@ def draw_formula_errors(result, fig):
     ax.semilogy(m, result["correct_errors"], "o-", color="tab:green", label="correct formula")
     ax.semilogy(m, result["engine_errors"], "x--", color="black", label="engine's backward")
     _log2_batch_axis(ax, m)
-    ax.set_ylabel(r"$\|dx - dx_{numeric}\| \,/\, \|dx_{numeric}\|$")
+    ax.set_ylabel(r"$\|dx - dx_\mathrm{numeric}\| \,/\, \|dx_\mathrm{numeric}\|$")
     ax.set_title("Batch norm's input gradient against finite differences")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend()
@@ -34,13 +34,13 @@ def draw_scale_invariance(result, fig):
     ax.loglog(a, result["du_ratio"], "o-", color="tab:green",
               label="with batch norm: gradient reaching the layer's input")
     ax.loglog(a, result["dW_scaled"] / a, "^-", color="tab:blue",
-              label="with batch norm: gradient w.r.t. the weights aW")
-    ax.loglog(a, 1 / a, ":", color="gray", label="1/a")
-    ax.set_xlabel("scale a of the weights feeding batch norm")
-    ax.set_ylabel("gradient norm relative to a = 1")
-    ax.set_title("Scaling the incoming weights by a")
+              label="with batch norm: gradient w.r.t. the weights $aW$")
+    ax.loglog(a, 1 / a, ":", color="gray", label="$1/a$")
+    ax.set_xlabel("scale $a$ of the weights feeding batch norm")
+    ax.set_ylabel("gradient norm relative to $a = 1$")
+    ax.set_title("Scaling the incoming weights by $a$")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend()
 
 
 @figure("depth_gradient_norms", "gradient_norms_by_layer")
@@ -60,7 +60,7 @@ def draw_gradient_norms_by_layer(result, fig):
     ax.set_ylabel(r"$\|\partial L / \partial W_l\|$")
     ax.set_title(f"Weight-gradient norms in a {result['depth']}-layer ReLU MLP (no skips)")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend()
 
 
 @figure("depth_gradient_norms", "gradient_norms_by_gain")

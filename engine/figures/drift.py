@@ -21,7 +21,7 @@ def draw_percentiles(result, fig):
         ax.set_xlabel("training step")
         ax.set_title(f"({letter}) {name}")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend()
     axes[0].set_ylabel(f"input to sigmoid {result['unit']} of the last hidden layer")
     fig.suptitle(f"One unit's input distribution over training ({result['depth']} hidden "
                  f"layers of {result['width']} sigmoids, batch {result['batch']})")
@@ -40,12 +40,12 @@ def draw_unit_drift(result, fig):
     ax.set_xlabel("how far the unit's percentiles moved, in units of its spread")
     ax.set_ylabel("units of the last hidden layer")
     ax.set_title("Drift of every unit's input distribution, start to end of training")
-    ax.legend(fontsize="small")
+    ax.legend()
 
 
-KIND_TITLES = {"random": "W1 moved in a random direction",
-               "step": "W1 moved by a gradient step",
-               "scale": "W1 scaled up"}
+KIND_TITLES = {"random": "$W_1$ moved in a random direction",
+               "step": "$W_1$ moved by a gradient step",
+               "scale": "$W_1$ scaled up"}
 
 
 KIND_LABELS = {"random": "random direction", "step": "gradient step", "scale": "scaled up"}
@@ -71,10 +71,10 @@ def draw_change_by_depth(result, fig):
                                  "nonlinearity)")
         ax.set_xlabel("hidden layer")
         ax.set_xticks(layers)
-        ax.set_title(KIND_TITLES[kind], fontsize="medium")
+        ax.set_title(KIND_TITLES[kind])
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("change of the pre-activations\n(in units of the layer's spread)")
-    axes[0].legend(fontsize="small")
+    axes[0].legend()
     fig.suptitle(f"Changing layer 1's weights by {result['size']:.0%}: how every layer's inputs "
                  f"move ({result['activation']}, {describe_inputs(result)})")
     fig.set_size_inches(9, 4)
@@ -94,15 +94,14 @@ def draw_last_layer_change(result, fig):
         positions = np.arange(len(kinds)) + (i - 1.5) * width
         drawn = ax.bar(positions, heights, width, color=colour, alpha=0.35 if hatch else 0.8,
                        hatch=hatch, edgecolor=colour, label=name)
-        ax.bar_label(drawn, labels=[f"{h:.2g}" if h >= 5e-3 else "0" for h in heights],
-                     fontsize="x-small")
+        ax.bar_label(drawn, labels=[f"{h:.2g}" if h >= 5e-3 else "0" for h in heights])
     ax.set_xticks(np.arange(len(kinds)), [KIND_LABELS[k] for k in kinds])
     ax.set_ylabel(f"change of layer {result['depth']}'s pre-activations\n"
                   "(in units of its spread)")
-    ax.set_xlabel("how layer 1's weights W1 change")
-    ax.set_title(f"Layer {result['depth']} after W1 changes by {result['size']:.0%} "
+    ax.set_xlabel("how layer 1's weights $W_1$ change")
+    ax.set_title(f"Layer {result['depth']} after $W_1$ changes by {result['size']:.0%} "
                  f"({describe_inputs(result)})")
-    ax.legend(fontsize="small")
+    ax.legend()
 
 
 @figure("drift_by_depth", "drift_by_depth")
@@ -124,9 +123,9 @@ def draw_drift_by_depth(result, fig):
     ax.set_title("How far each layer's inputs move while the loss falls\n"
                  f"from {result['loss_from']:g} to {result['loss_to']:g} "
                  f"({result['activation']}, {describe_inputs(result)}, "
-                 f"learning rate {result['lr']:g})", fontsize="medium")
+                 f"learning rate {result['lr']:g})")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend()
     fig.set_size_inches(7, 4.5)
 
 
@@ -156,7 +155,7 @@ def draw_later_layers_learning(result, fig):
         ax.set_xlabel("training step")
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("training loss (moving average)")
-    axes[0].legend(fontsize="small")
+    axes[0].legend()
     fig.suptitle(f"Layers {result['early'] + 1}-{result['depth']} and the output layer learn "
                  f"while layers 1-{result['early']} move")
     fig.set_size_inches(9, 4)
@@ -172,10 +171,10 @@ def draw_later_layers_progress(result, fig):
         ax.plot(steps, np.cumsum(result[f"{label}_late_gain_moved"]), "--", color=colour,
                 label="early layers stepping too (ordinary SGD)")
         ax.axhline(0, color="grey", linewidth=0.8)
-        ax.set_title(f"{name}: {result[f'{label}_coupling']:.0%} undone", fontsize="medium")
+        ax.set_title(f"{name}: {result[f'{label}_coupling']:.0%} undone")
         ax.set_xlabel("training step")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend()
     axes[0].set_ylabel("loss decrease made by the later layers' steps\n(summed over steps)")
     fig.suptitle(f"Layers {result['early'] + 1}-{result['depth']} and the output layer: what "
                  f"their steps gain ({describe_inputs(result)}, learning rate {result['lr']:g})")

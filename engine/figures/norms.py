@@ -34,10 +34,10 @@ def draw_accuracy_by_batch(result, fig):
     _batch_axis(ax, sizes)
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("test accuracy")
-    ax.set_title(f"Spirals, MLP {result['depth']}x{result['width']}, "
+    ax.set_title(f"Spirals, MLP {result['depth']}×{result['width']}, "
                  f"{result['examples']} training examples at every batch size")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", loc="lower right")
+    ax.legend(loc="lower right")
 
 
 @figure("channel_stat_noise", "effective_batch")
@@ -46,9 +46,9 @@ def draw_effective_batch(result, fig):
     layers = ("layer1", "layer2")
     positions = np.arange(len(layers))
     width = 0.27
-    bars = (("position_size", "per position: over N images", "tab:red"),
+    bars = (("position_size", "per position: over $N$ images", "tab:red"),
             ("channel_size", "per channel: measured", "tab:blue"),
-            ("nominal", "per channel: N·H·W values", "tab:gray"))
+            ("nominal", r"per channel: $N \cdot H \cdot W$ values", "tab:gray"))
     for k, (field, label, colour) in enumerate(bars):
         values = [result[f"{layer}_{field}"] for layer in layers]
         ax.bar(positions + (k - 1) * width, values, width, color=colour, label=label,
@@ -58,13 +58,13 @@ def draw_effective_batch(result, fig):
     ticks = [2 ** k for k in range(int(np.log2(top)) + 1)]
     ax.set_yticks(ticks, [str(t) for t in ticks])
     ax.minorticks_off()
-    names = [f"layer {i + 1} ({result[f'{layer}_side']}x{result[f'{layer}_side']} maps)"
+    names = [f"layer {i + 1} ({result[f'{layer}_side']}×{result[f'{layer}_side']} maps)"
              for i, layer in enumerate(layers)]
     ax.set_xticks(positions, names)
     ax.set_ylabel("effective batch size of the batch mean\n(independent values it is worth)")
-    ax.set_title(f"Batch of N = {result['batch']} cats images, random 3x3 convolutions")
+    ax.set_title(f"Batch of $N = {result['batch']}$ cats images, random 3×3 convolutions")
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left")
+    ax.legend(loc="upper left")
 
 
 @figure("conv_norm_small_batch", "per_channel_vs_position")
@@ -74,8 +74,8 @@ def draw_per_channel_vs_position(result, fig):
     positions = np.arange(len(sizes))
     width = 0.38
     for k, (per, label, colour) in enumerate((
-            ("channel", "per channel (over N·H·W)", "tab:blue"),
-            ("position", "per position (over N)", "tab:red"))):
+            ("channel", r"per channel (over $N \cdot H \cdot W$)", "tab:blue"),
+            ("position", "per position (over $N$)", "tab:red"))):
         ax.bar(positions + (k - 0.5) * width, result[f"{per}_acc"], width, color=colour,
                label=label)
     ax.axhline(0.5, color="gray", linestyle="--", linewidth=1, label="chance")
@@ -83,4 +83,4 @@ def draw_per_channel_vs_position(result, fig):
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("test accuracy (inference mode)")
     ax.set_title(f"Cats, conv net with batch norm, {result['examples']} training images seen")
-    ax.legend(fontsize="small", loc="lower right")
+    ax.legend(loc="lower right")

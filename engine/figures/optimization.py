@@ -17,13 +17,13 @@ def draw_ics_over_training(result, fig):
         right.plot(steps, result[f"{label}_rel_l2"].mean(axis=1), "o-", color=COLORS[label],
                    label=LABELS[label])
     left.axhline(1.0, color="gray", linestyle=":", linewidth=1)
-    left.set_title("cos(G, G')  (1 = no shift)")
-    right.set_title("||G - G'|| / ||G||  (0 = no shift)")
+    left.set_title(r"$\cos(G, G')$  (1 = no shift)")
+    right.set_title(r"$\|G - G'\| \,/\, \|G\|$  (0 = no shift)")
     for ax in (left, right):
         ax.set_xlabel("training step")
         ax.grid(True, alpha=0.3)
     left.set_ylabel("mean over layers 2 .. output")
-    left.legend(fontsize="small")
+    left.legend()
     fig.suptitle(f"Gradient change caused by the earlier layers' step (lr {result['lr']:g})")
 
 
@@ -36,8 +36,8 @@ def draw_ics_by_layer(result, fig):
                 label=LABELS[label])
     ax.axhline(1.0, color="gray", linestyle=":", linewidth=1)
     ax.set_xticks(layers, [str(v) for v in layers[:-1]] + ["out"])
-    ax.set_xlabel("layer (its weights' gradient G)")
-    ax.set_ylabel("cos(G, G'), mean over training")
+    ax.set_xlabel("layer (its weights' gradient $G$)")
+    ax.set_ylabel(r"$\cos(G, G')$, mean over training")
     ax.set_title("Santurkar et al.'s internal covariate shift, layer by layer")
     ax.grid(True, alpha=0.3)
     ax.legend()
@@ -72,13 +72,13 @@ def draw_gradient_predictiveness(result, fig):
         right.plot(steps, result[f"{label}_beta_smoothness"], "o-", color=COLORS[label],
                    label=LABELS[label])
     left.set_title("Gradient change along the gradient")
-    left.set_ylabel("||grad(θ - η g) - g||")
-    right.set_title("Effective β-smoothness")
+    left.set_ylabel(r"$\|\nabla L(\theta - \eta g) - g\|$")
+    right.set_title(r"Effective $\beta$-smoothness")
     right.set_ylabel("max gradient change / distance")
     for ax in (left, right):
         ax.set_xlabel("training step")
         ax.grid(True, alpha=0.3)
-    left.legend(fontsize="small")
+    left.legend()
 
 
 @figure("lr_steps_to_target", "steps_vs_lr")
@@ -104,4 +104,4 @@ def draw_steps_vs_lr(result, fig):
     ax.set_ylabel("SGD steps")
     ax.set_title(f"Steps to a training loss below {result['target']:g}")
     ax.grid(True, which="major", alpha=0.3)
-    fig.legend(loc="outside lower center", ncols=2, fontsize="small")
+    fig.legend(loc="outside lower center", ncols=2)

@@ -24,8 +24,8 @@ def draw_accuracy_by_mode(result, fig):
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.02)
     ax.set_title(f"{result['depth']} hidden layers of {result['width']}, trained "
-                 f"{result['steps']} steps with batches of {result['batch']}", fontsize="medium")
-    ax.legend(fontsize="small", loc="lower right")
+                 f"{result['steps']} steps with batches of {result['batch']}")
+    ax.legend(loc="lower right")
 
 
 @figure("inference_mode_pitfalls", "statistics_lag")
@@ -42,11 +42,11 @@ def draw_statistics_lag(result, fig):
                         markersize=3)
     acc_ax.set_xlabel("training step")
     acc_ax.set_ylabel("test accuracy (inference mode)")
-    acc_ax.set_title("Accuracy with each set of statistics", fontsize="medium")
-    acc_ax.legend(fontsize="x-small", loc="lower right")
+    acc_ax.set_title("Accuracy with each set of statistics")
+    acc_ax.legend(loc="lower right")
     lag_ax.set_xlabel("training step")
-    lag_ax.set_ylabel("|running mean - current mean| / current std")
-    lag_ax.set_title("How far the running means lag", fontsize="medium")
+    lag_ax.set_ylabel("|running mean − current mean|\n/ current std")
+    lag_ax.set_title("How far the running means lag")
 
 
 FINETUNE_BARS = (
@@ -71,9 +71,8 @@ def draw_finetuning_accuracy(result, fig):
     ax.set_xlim(0, 1)
     ax.set_xlabel("test accuracy on the new data (inference mode)")
     ax.set_title(f"Fine-tuning on {result['finetune_size']} points, batches of "
-                 f"{result['finetune_batch']}, {result['finetune_steps']} steps",
-                 fontsize="medium")
-    ax.legend(fontsize="small", loc="lower right")
+                 f"{result['finetune_batch']}, {result['finetune_steps']} steps")
+    ax.legend(loc="lower right")
 
 
 DROPOUT_STYLES = {"none": ("no dropout", "tab:gray"),
@@ -88,33 +87,32 @@ def draw_variance_shift(result, fig):
     for place, (label, colour) in DROPOUT_STYLES.items():
         ax.semilogy(layers, result[f"{place}_shift"], "o-", color=colour, label=label)
     ax.axhline(result["retain_inverse"], color="black", linestyle=":",
-               label=f"1/(1-p), p = {result['p']:g}")
+               label=f"$1/(1-p)$, $p = {result['p']:g}$")
     ax.axhline(1.0, color="gray", linewidth=0.8)
     ax.set_xticks(layers)
     ax.set_xlabel("batch-norm layer (hidden layer)")
     ax.set_ylabel("running variance / test variance\n(geometric mean over units)")
-    ax.set_title(f"Variance shift, {result['depth']} hidden layers of {result['width']}",
-                 fontsize="medium")
-    ax.legend(fontsize="small")
+    ax.set_title(f"Variance shift, {result['depth']} hidden layers of {result['width']}")
+    ax.legend()
 
 
 @figure("dropout_variance_shift", "dropout_accuracy")
 def draw_dropout_accuracy(result, fig):
     ax = fig.subplots()
-    bars = (("none_acc", "no dropout", "tab:gray"),
-            ("before_acc", "dropout before BN", "tab:red"),
-            ("before_precise_acc", "dropout before BN,\nstatistics recomputed", "lightcoral"),
-            ("after_acc", "dropout after the last BN", "tab:blue"))
+    bars = (("none_acc", "no\ndropout", "tab:gray"),  # short lines: they fit a phone too
+            ("before_acc", "dropout\nbefore BN", "tab:red"),
+            ("before_precise_acc", "before BN,\nstatistics\nrecomputed", "lightcoral"),
+            ("after_acc", "dropout\nafter the\nlast BN", "tab:blue"))
     keys, labels, colours = zip(*bars)
     positions = np.arange(len(keys))
     ax.bar(positions, [result[k] for k in keys], color=colours)
-    ax.set_xticks(positions, labels, fontsize="small")
+    ax.set_xticks(positions, labels)
     ax.axhline(0.5, color="gray", linestyle=":", label="chance")
     ax.set_ylim(0, 1)
     ax.set_ylabel("test accuracy (inference mode)")
     ax.set_title(f"{result['train_size']} training pictures, {result['steps']} steps, "
-                 f"p = {result['p']:g}", fontsize="medium")
-    ax.legend(fontsize="small", loc="lower right")
+                 f"$p = {result['p']:g}$")
+    ax.legend(loc="lower right")
 
 
 @figure("norm_position", "position_curves")
@@ -126,12 +124,12 @@ def draw_position_curves(result, fig):
     loss_ax.set_yscale("log")
     loss_ax.set_xlabel("training step")
     loss_ax.set_ylabel("training loss (mean over each tenth)")
-    loss_ax.legend(fontsize="small")
-    loss_ax.set_title("Training loss", fontsize="medium")
+    loss_ax.legend()
+    loss_ax.set_title("Training loss")
     acc_ax.bar([0, 1], [result["before_acc"], result["after_acc"]],
                color=["tab:blue", "tab:orange"])
     acc_ax.set_xticks([0, 1], ["before", "after"])
     low = min(result["before_acc"], result["after_acc"])
     acc_ax.set_ylim(max(0.0, low - 0.1), 1.0)
     acc_ax.set_ylabel("test accuracy")
-    acc_ax.set_title("Test accuracy", fontsize="medium")
+    acc_ax.set_title("Test accuracy")

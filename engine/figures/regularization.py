@@ -29,11 +29,11 @@ def draw_test_accuracy(result, fig):
     left.set_xlabel("test accuracy (%)")
     left.set_title(f"Test accuracy (training: {min(train_accuracy):.0f}"
                    + ("" if min(train_accuracy) == max(train_accuracy)
-                      else f"-{max(train_accuracy):.0f}") + "%)", fontsize="medium")
+                      else f"-{max(train_accuracy):.0f}") + "%)")
     right.set_xlabel("test cross-entropy")
-    right.set_title("Test loss", fontsize="medium")
+    right.set_title("Test loss")
     fig.suptitle(f"{result['train_size']} training pictures; full-batch SGD except the hatched "
-                 f"bars (batches of {ghost})", fontsize="medium")
+                 f"bars (batches of {ghost})")
 
 
 @figure("unit_reliance", "unit_effects")
@@ -51,4 +51,4 @@ def draw_unit_effects(result, fig):
     ax.set_ylabel("change of the decision margin\nwhen the unit is removed (relative)")
     ax.set_title("How much the output leans on each single unit")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend()

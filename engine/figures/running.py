@@ -23,10 +23,9 @@ def _grouped_bars(ax, result, field):
         ax.bar(x, result[f"{field}_{norm}"], width, color=colour, label=label)
         for xi, diverged in zip(x, result[f"diverged_{norm}"]):
             if diverged:
-                ax.text(xi, 0.02, "diverged", rotation=90, ha="center", va="bottom",
-                        fontsize="small")
+                ax.text(xi, 0.02, "diverged", rotation=90, ha="center", va="bottom")
     ax.set_xticks(positions, [str(int(m)) for m in sizes])
-    ax.set_xlabel("batch size m")
+    ax.set_xlabel("batch size $m$")
 
 
 @figure("running_averages_in_training", "accuracy_by_batch")
@@ -37,7 +36,7 @@ def draw_accuracy_by_batch(result, fig):
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("test accuracy (inference mode)")
     ax.set_title(f"Spirals, {result['steps']} SGD steps at lr {result['lr']:g}")
-    ax.legend(fontsize="small", loc="upper left")
+    ax.legend(loc="upper left")
 
 
 @figure("running_averages_in_training", "train_inference_gap")
@@ -48,7 +47,7 @@ def draw_train_inference_gap(result, fig):
     ax.set_ylim(0, min(1.05, 1.2 * highest + 0.02))
     ax.set_ylabel("test examples classified differently\nin training and inference mode")
     ax.set_title("Training-mode outputs vs inference-mode outputs")
-    ax.legend(fontsize="small", loc="upper right")
+    ax.legend(loc="upper right")
 
 
 @figure("running_averages_in_training", "bias_drift")
@@ -58,15 +57,15 @@ def draw_bias_drift(result, fig):
     for norm, (label, colour) in STYLES.items():
         for i, m in enumerate(result["batch_sizes"]):
             style = dict(color=colour, linestyle=BATCH_LINES[i % len(BATCH_LINES)],
-                         label=f"{label}, m={int(m)}")
+                         label=f"{label}, $m = {int(m)}$")
             bias_ax.plot(steps, result[f"bias_curve_{norm}"][i], **style)
             loss_ax.plot(steps, result[f"loss_curve_{norm}"][i], **style)
     bias_ax.set_xlabel("step")
     bias_ax.set_ylabel("norm of the biases before normalization")
-    bias_ax.set_title("Parameters the normalization cancels", fontsize="medium")
+    bias_ax.set_title("Parameters the normalization cancels")
     loss_ax.set_xlabel("step")
     loss_ax.set_ylabel("training loss (training mode)")
     loss_ax.set_yscale("log")
-    loss_ax.set_title("Training loss", fontsize="medium")
-    fig.legend(*bias_ax.get_legend_handles_labels(), fontsize="x-small",
+    loss_ax.set_title("Training loss")
+    fig.legend(*bias_ax.get_legend_handles_labels(),
                loc="outside lower center", ncol=3)

@@ -21,21 +21,21 @@ def draw_cat_pictures(result, fig):
             ax.imshow(pictures[col], interpolation="nearest", vmin=0.0, vmax=1.0)
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"{palette}: {'cat' if labels[col] == 1 else 'not a cat'}",
-                         fontsize="small")
+            ax.set_title(f"{palette}: {'cat' if labels[col] == 1 else 'not a cat'}")
     side = result["size"]
-    fig.suptitle(f"Test pictures ({side}x{side} pixels): training uses the black ones only")
+    fig.suptitle(f"Test pictures ({side}×{side} pixels): training uses the black ones only")
 
 
 @figure("cats_covariate_shift", "accuracy_by_variant")
 def draw_accuracy_by_variant(result, fig):
     variants = (
+        # Short lines: six labels side by side fit a phone's width too.
         ("no BN", "plain", "plain"),
         ("BN", "bn", "bn"),
-        ("BN + AdaBN", "adabn", "adabn"),
-        ("BN + jittered\nhidden units", "jitter", "jitter"),
-        ("no BN,\nmixed data", "plain_mixed", "plain_mixed"),
-        ("BN,\nmixed data", "bn_mixed", "bn_mixed"),
+        ("BN +\nAdaBN", "adabn", "adabn"),
+        ("BN +\njittered\nunits", "jitter", "jitter"),
+        ("no BN,\nmixed\ndata", "plain_mixed", "plain_mixed"),
+        ("BN,\nmixed\ndata", "bn_mixed", "bn_mixed"),
     )
     ax = fig.subplots()
     positions = np.arange(len(variants))
@@ -48,11 +48,11 @@ def draw_accuracy_by_variant(result, fig):
         ax.plot(np.full(len(values), i + 0.2), values, "k.", markersize=4,
                 label="one training run" if i == 0 else None)
     ax.axhline(0.5, color="gray", linestyle=":", label="chance")
-    ax.set_xticks(positions, [label for label, _, _ in variants], fontsize="small")
+    ax.set_xticks(positions, [label for label, _, _ in variants])
     ax.set_ylim(0.4, 1.02)
     ax.set_ylabel("test accuracy")
     ax.set_title("Trained on black cats (first four) or on a mix of black and coloured")
-    fig.legend(fontsize="small", loc="outside lower center", ncol=4)
+    fig.legend(loc="outside lower center", ncol=4)
 
 
 @figure("cats_covariate_shift", "hidden_unit_shift")
@@ -68,8 +68,8 @@ def draw_hidden_unit_shift(result, fig):
         ax.hist(values[2], bins=bins, histtype="step", linewidth=1.5, color=ADAPTED,
                 label="coloured, AdaBN")
         ax.set_title(f"hidden layer {layer + 1}: mean shift "
-                     f"{result['hidden_shift_bn'][layer]:.2f} std", fontsize="small")
+                     f"{result['hidden_shift_bn'][layer]:.2f} std")
         ax.set_xlabel("pre-activation of a typical unit")
     axes[0].set_ylabel("test pictures")
-    axes[0].legend(fontsize="small")
+    axes[0].legend()
     fig.suptitle("Batch-normalized network trained on black cats, inference mode")

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from kb.answers.expr import (
+    Aggregate,
     Approx,
     Call,
     Compare,
@@ -32,7 +33,7 @@ from kb.answers.expr import (
     is_nan,
     truth,
 )
-from kb.answers.numbers import number, powers_of_ten
+from kb.answers.numbers import number, powers_of_ten, quantity
 from kb.answers.stats import LEVEL, Effect
 from kb.model import Answer, AnswerError, AnswerRun, Claim, ClaimOutcome, InlineValue
 
@@ -47,6 +48,37 @@ class _Verdict:
     value: Any  # the measured quantity
     detail: str
     margin: float | None  # > 0 holds with room, < 0 fails by that much; None: not a quantity
+    reading: str = ""  # the detail for a reader: values and bounds without the names
+
+
+# How a reader's line names what a finding's aggregate measures (the expression is in the
+# detail, shown on demand).
+_AGGREGATE_WORDS = {
+    "mean": "mean over the seeds", "median": "median over the seeds",
+    "min": "smallest over the seeds", "max": "largest over the seeds",
+    "std": "spread over the seeds", "quantile": "quantile over the seeds",
+    "frac": "fraction of the seeds", "ci_low": f"lower end of the {LEVEL:.0%} interval",
+    "ci_high": f"upper end of the {LEVEL:.0%} interval",
+}
+_OP_WORDS = {"<": "below", "<=": "at most", ">": "above", ">=": "at least", "==": "equal to",
+             "!=": "other than"}
+
+
+def _read_operand(node: Node, value: Any, digits: int = 4) -> str:
+    """An operand as a reader's line shows it: its value, named only by its aggregate; a
+    constant as written (up to 12 significant digits)."""
+    if isinstance(node, Const):
+        return number(node.value, 12) if isinstance(node.value, (int, float)) else node.text
+    words = _AGGREGATE_WORDS.get(node.func) if isinstance(node, Aggregate) else None
+    return f"{words} {quantity(value, digits)}" if words else quantity(value, digits)
+
+
+def _distinct_digits(value: Any, bound: Any) -> int:
+    """Significant digits that tell a measured number from the bound it is compared with
+    (0.9999996 against 0.999999 is not "1 above 1")."""
+    if not all(isinstance(v, (int, float, np.number)) for v in (value, bound)):
+        return 4
+    return next((d for d in range(4, 13) if number(value, d) != number(bound, d)), 12)
 
 
 def _margin(op: str, left: Any, right: Any) -> Any:
@@ -106,7 +138,16 @@ def _compare_verdict(node: Compare, results: Results, quantifier: str | None) ->
     else:
         needs += node.text
     detail = f"{subject.text} = {format_quantity(values[measured])} (needs {needs})"
-    return _Verdict(holds, values[measured], detail, _reduce_margin(margin, quantifier or "all"))
+    reading = _read_operand(subject, values[measured])
+    if len(node.ops) == 1:
+        other = 1 - measured
+        digits = _distinct_digits(values[measured], values[other])
+        reading = _read_operand(subject, values[measured], digits)
+        bound = _read_operand(node.operands[other], values[other], digits)
+        needs_words = f"{quantifier + ' ' if quantifier else ''}{_OP_WORDS[op]} {bound}"
+        reading += f" (needs {needs_words})"
+    return _Verdict(holds, values[measured], detail, _reduce_margin(margin, quantifier or "all"),
+                    reading)
 
 
 def _approx_verdict(node: Approx, results: Results, quantifier: str | None) -> _Verdict:
@@ -122,7 +163,14 @@ def _approx_verdict(node: Approx, results: Results, quantifier: str | None) -> _
         f"{node.actual.text} = {format_quantity(actual)}"
         f" (needs {needs}within {allowed} of {_describe_operand(node.expected, expected)})"
     )
-    return _Verdict(holds, actual, detail, _reduce_margin(tol - diff, quantifier or "all"))
+    margins = [f"{number(float(n.value) * 100)}%" if name == "rel" else f"±{quantity(n.value)}"
+               for name, n in (("rel", node.rel), ("abs", node.abs)) if isinstance(n, Const)]
+    if not margins:  # pytest.approx's default, or tolerances computed from the results
+        margins = ["10⁻⁴%"] if node.rel is None and node.abs is None else [allowed]
+    reading = (f"{_read_operand(node.actual, actual)} (needs {needs}within "
+               f"{' and '.join(margins)} of {_read_operand(node.expected, expected)})")
+    return _Verdict(holds, actual, detail, _reduce_margin(tol - diff, quantifier or "all"),
+                    reading)
 
 
 def _verdict(node: Node, results: Results) -> _Verdict:
@@ -140,11 +188,11 @@ def _verdict(node: Node, results: Results) -> _Verdict:
         inner = _verdict(node.operand, results)
         margin = None if inner.margin is None else -inner.margin
         return _Verdict(
-            not inner.holds, inner.value, f"{inner.detail}, which must not hold", margin
-        )
+            not inner.holds, inner.value, f"{inner.detail}, which must not hold", margin,
+            f"{inner.reading}, which must not hold")
     value = node.eval(results)
     holds = truth(value, node.text)
-    return _Verdict(holds, value, f"{node.text} is {holds}", None)
+    return _Verdict(holds, value, f"{node.text} is {holds}", None, "yes" if holds else "no")
 
 
 def _logic_verdict(node: Logic, results: Results) -> _Verdict:
@@ -161,8 +209,8 @@ def _logic_verdict(node: Logic, results: Results) -> _Verdict:
     holds = deciding.holds
     if node.op == "and" and holds or node.op == "or" and not holds:
         detail = "; ".join(v.detail for v in seen)
-        return _Verdict(holds, seen[0].value, detail, margin)
-    return _Verdict(holds, deciding.value, deciding.detail, margin)
+        return _Verdict(holds, seen[0].value, detail, margin, "; ".join(v.reading for v in seen))
+    return _Verdict(holds, deciding.value, deciding.detail, margin, deciding.reading)
 
 
 @dataclass(frozen=True)
@@ -233,7 +281,8 @@ def evaluate_claim(claim: Claim, runs: Sequence[AnswerRun]) -> ClaimOutcome:
     if worst.verdict is None:
         return ClaimOutcome(claim, None, None, worst.problem, worst.seed, seeds)
     verdict = worst.verdict
-    return ClaimOutcome(claim, verdict.holds, verdict.value, verdict.detail, worst.seed, seeds)
+    return ClaimOutcome(claim, verdict.holds, verdict.value, verdict.detail, worst.seed, seeds,
+                        reading=verdict.reading)
 
 
 def evaluate_claims(answer: Answer, runs: Sequence[AnswerRun]) -> list[ClaimOutcome]:
@@ -283,7 +332,7 @@ def _evaluate_finding(claim: Claim, runs: Sequence[AnswerRun]) -> ClaimOutcome:
         return ClaimOutcome(claim, None, None, str(AnswerError(claim.expr.location, str(exc))),
                             None, seeds)
     return ClaimOutcome(claim, verdict.holds, verdict.value, verdict.detail, None, seeds,
-                        _effect(claim.expr, sample))
+                        _effect(claim.expr, sample), verdict.reading)
 
 
 def describe_effect(effect: Effect, digits: int = 3) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,6 @@ from engine.catalog import drawer
 from kb.run.cache import ENGINE_DIR, Cache, digest, source_hash
 from kb.model import AnswerError, Demonstration, DemoResult, FigureSpec
 
-FORMATS = ("svg", "png")
-
 STYLE = {
     "figure.figsize": (6.4, 4.0),
     "figure.dpi": 100,
@@ -31,9 +30,79 @@ STYLE = {
     "figure.constrained_layout.use": True,
     "font.family": "DejaVu Sans",  # ships with matplotlib: no system font can change the output
     "font.size": 10.0,
+    "legend.fontsize": 9.0,  # the smallest text: drawers set no font sizes of their own
+    "xtick.labelsize": 9.0,
+    "ytick.labelsize": 9.0,
+    "axes.titlesize": 10.0,
+    "figure.titlesize": 10.5,
+    "mathtext.fontset": "dejavusans",  # math in the text's own font
     "svg.fonttype": "path",  # glyphs as paths: the SVG looks the same without any font installed
     "svg.hashsalt": "bn-kb",  # fixed ids instead of random ones
 }
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """One way a figure is rendered: its file format, size and layout."""
+
+    fmt: str  # "svg" or "png"
+    size: tuple[float, float] | None = None  # inches, fixed; None: the style's, or the drawer's
+    dpi: float = 100
+    stacked: bool = False  # panels side by side go one below the other, each this tall
+
+
+# Why three renderings: a figure laid out for a 46rem column, shrunk to a phone's 358 CSS px,
+# has 4-5 px text. The page serves the phone its own rendering through <picture>: 3.9 in wide
+# (374 CSS px, shown at about 0.95 of that), panels stacked, so the 9 pt text is 11 CSS px or
+# more. Link previews want a large PNG of 1200x630.
+RENDERINGS = {
+    "svg": Rendering("svg"),  # the page, wide screens
+    "phone.svg": Rendering("svg", size=(3.9, 3.2), stacked=True),  # the page, narrow screens
+    "png": Rendering("png", size=(6.0, 3.15), dpi=200),  # sharing and link previews: 1200x630
+}
+FORMATS = tuple(RENDERINGS)
+CARD_SIZE = (1200, 630)  # pixels of the "png" rendering, for og:image:width/height
+
+
+class _Figure(Figure):
+    """The figure a drawer draws on. A rendering of fixed size ignores the drawer's own
+    ``set_size_inches``; a stacked one turns a row of panels into a column (legends below
+    the panels into one column, and long text wraps), growing the figure to fit them."""
+
+    def __init__(self, rendering: Rendering):
+        super().__init__(figsize=rendering.size)
+        self._rendering = rendering
+
+    def set_size_inches(self, w, h=None, forward=True):
+        if self._rendering.size is None:
+            super().set_size_inches(w, h, forward)
+
+    def subplots(self, nrows=1, ncols=1, *, squeeze=True, gridspec_kw=None, **kwargs):
+        rendering = self._rendering
+        if not (rendering.stacked and nrows == 1 and ncols > 1):
+            return super().subplots(nrows, ncols, squeeze=squeeze, gridspec_kw=gridspec_kw,
+                                    **kwargs)
+        width, height = rendering.size
+        Figure.set_size_inches(self, width, height * (0.2 + 0.8 * ncols))
+        gridspec_kw = {k: v for k, v in (gridspec_kw or {}).items() if k != "width_ratios"}
+        axes = super().subplots(ncols, 1, squeeze=squeeze, gridspec_kw=gridspec_kw, **kwargs)
+        return axes if squeeze else axes.reshape(1, ncols)
+
+    def wrap_titles(self) -> None:
+        """Titles and axis labels wrap at the figure's edge instead of running off it."""
+        texts = [self._suptitle] + [
+            text for ax in self.axes for text in (ax.title, ax._left_title, ax._right_title,
+                                                  ax.xaxis.label, ax.yaxis.label)]
+        for text in texts:
+            if text is not None:
+                text.set_wrap(True)
+
+    def legend(self, *args, **kwargs):
+        if self._rendering.stacked:
+            kwargs.pop("ncol", None)
+            kwargs["ncols"] = 1
+        return super().legend(*args, **kwargs)
+
 
 # A date or version stamp would make identical figures differ in bytes.
 _SAVE_OPTIONS = {
@@ -76,21 +145,25 @@ def figure_key(result_key: str, drawing: str, fmt: str) -> str:
 
 
 def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
+    if fmt not in RENDERINGS:
         raise ValueError(f"figure format must be one of {', '.join(FORMATS)}, got {fmt!r}")
 
 
 def render_figure(experiment: str, spec: FigureSpec, values: dict[str, Any], fmt: str) -> bytes:
     """Draw ``spec`` from ``values`` and return the file's bytes; FigureError if drawing fails."""
     _check_format(fmt)
+    rendering = RENDERINGS[fmt]
     buffer = io.BytesIO()
     try:
         draw = drawer(experiment, spec.drawing)
         with _RENDER_LOCK, matplotlib.style.context(STYLE, after_reset=True):
-            fig = Figure()
+            fig = _Figure(rendering)
             FigureCanvasAgg(fig)
             draw(values, fig)
-            fig.savefig(buffer, format=fmt, **_SAVE_OPTIONS[fmt])
+            if rendering.stacked:
+                fig.wrap_titles()
+            fig.savefig(buffer, format=rendering.fmt, dpi=rendering.dpi,
+                        **_SAVE_OPTIONS[rendering.fmt])
     except Exception as exc:  # drawing code of any kind: report it, located, to the caller
         raise FigureError(
             spec.location,
@@ -119,5 +192,6 @@ def figure_bytes(
 
     if cache is None or result.key is None:
         return render()
-    return cache.get_or_render(figure_key(result.key, spec.drawing, fmt), fmt, render,
-                               valid=lambda data: looks_whole(fmt, data))
+    file_format = RENDERINGS[fmt].fmt
+    return cache.get_or_render(figure_key(result.key, spec.drawing, fmt), file_format, render,
+                               valid=lambda data: looks_whole(file_format, data))

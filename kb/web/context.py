@@ -20,6 +20,7 @@ from kb.answers.parse import SUMMARY_LIMIT
 from kb.answers.plaintext import plain_text
 from kb.answers.stats import Effect
 from kb.model import Answer
+from kb.run.figures import CARD_SIZE
 from kb.web.render import claim_html, computing_box, error_box, figure_html, render_markdown
 from kb.web.site import Outcome
 from kb.web.urls import (
@@ -75,7 +76,8 @@ def answer_context(outcome: Outcome, refused: ParameterError | None = None,
     url = public_url(answer_url(answer.slug, view))
     # Text fields as plain Unicode (their TeX as γ, σB): JSON, meta tags and alt text.
     figures = [{**f, "caption": plain_text(f["caption"]), "svg": public_url(f["svg"]),
-                "png": public_url(f["png"])} for f in _figure_links(outcome)]
+                "svg_phone": public_url(f["svg_phone"]), "png": public_url(f["png"])}
+               for f in _figure_links(outcome)]
     asked = asked if refused is not None else None
     forms = _demonstration_forms(outcome, asked or {})
     field_errors = {refused.param: str(refused)} if refused is not None and refused.param else {}
@@ -105,6 +107,7 @@ def answer_context(outcome: Outcome, refused: ParameterError | None = None,
         "json_url": with_query(url_for("api.answer", slug=answer.slug), view),
         "canonical_url": public_url(answer_url(answer.slug)),
         "image_url": main_figure["png"] if main_figure else None,
+        "image_size": CARD_SIZE,
         "image_alt": main_figure["caption"] if main_figure else "",
         "share_markdown": (
             f"{description}\n\n"
@@ -138,7 +141,7 @@ def answer_body(outcome: Outcome) -> str:
                 "This demonstration could not run")
             continue
         blocks[f"demo {demo.name}"] = "".join(
-            figure_html(f["name"], f["caption"], f["svg"], f["png"])
+            figure_html(f["name"], f["caption"], f["svg"], f["png"], f["svg_phone"])
             for f in figures if f["demonstration"] == demo.name)
     for claim in outcome.claims:
         blocks[f"claim {claim.claim.id}"] = claim_html(claim)
@@ -195,6 +198,7 @@ def _figure_links(outcome: Outcome) -> list[dict]:
         {
             "name": spec.name, "caption": spec.caption, "demonstration": demo.name,
             "svg": figure_url(slug, spec.name, "svg", view),
+            "svg_phone": figure_url(slug, spec.name, "phone.svg", view),
             "png": figure_url(slug, spec.name, "png", view),
         }
         for demo in outcome.answer.demonstrations
@@ -255,6 +259,7 @@ def _claims(outcome: Outcome) -> list[dict]:
             "check": c.claim.condition,
             "holds": c.holds,
             "value": _plain(c.value),
+            "measured": c.reading,  # the detail in a reader's words, without the names
             "detail": c.detail,
             "seeds": list(c.seeds),
             "anchor": f"claim-{c.claim.id}",

@@ -121,6 +121,7 @@ def _render_answer(outcome: Outcome, refused: ParameterError | None = None,
 
 
 @pages.get("/a/<slug>/figures/<name>.<any(png, svg):fmt>")
+@pages.get("/a/<slug>/figures/<name>.phone.svg", defaults={"fmt": "phone.svg"})
 def figure(slug: str, name: str, fmt: str) -> Response:
     answer, generation = find_answer(slug, "pages.figure", name=name, fmt=fmt)
     view = find_view(answer)

@@ -101,22 +101,34 @@ def computing_box(demonstration: str) -> Markup:
                   ).format(demonstration)
 
 
-def figure_html(name: str, caption: str, svg_url: str, png_url: str) -> Markup:
-    """A figure with its stable anchor, the SVG shown and the PNG one click away."""
+# The phone's rendering below this width (the page's column is 46rem): see kb.run.figures.
+PHONE_MEDIA = "(max-width: 40rem)"
+
+
+def figure_html(name: str, caption: str, svg_url: str, png_url: str,
+                phone_url: str | None = None) -> Markup:
+    """A figure with its stable anchor: the SVG shown (on a narrow screen its phone
+    rendering, chosen by the browser through <picture>), the PNG one click away; the caption
+    with its math as MathML, the image's alt text in plain Unicode."""
+    source = Markup('<source media="{}" srcset="{}">').format(PHONE_MEDIA, phone_url) \
+        if phone_url else Markup("")
     return Markup(
         '<figure class="figure" id="figure-{name}">'
-        '<a href="{svg}"><img src="{svg}" alt="{alt}" loading="lazy"></a>'
+        '<a href="{svg}"><picture>{source}<img src="{svg}" alt="{alt}" loading="lazy">'
+        '</picture></a>'
         '<figcaption>{caption} <a class="figure-link" href="#figure-{name}">#</a> '
         '<a class="png-link" href="{png}">PNG</a></figcaption></figure>'
     ).format(name=name, caption=inline_html(caption), alt=plain_text(caption), svg=svg_url,
-             png=png_url)
+             png=png_url, source=source)
 
 
 def claim_html(outcome: ClaimOutcome) -> Markup:
-    """A claim box: ✓ or ✗ (or ? when it could not be evaluated), its kind, the measurement
-    (the claim's detail names the measured quantity and its value, or why there is none) and
-    the seeds. A finding leads with its effect over the seeds and a strip of the per-seed
-    values; a check, true by construction, is shown in a lower key."""
+    """A claim box: ✓ or ✗ (or ? when it could not be evaluated), its kind, its sentence, and
+    what was measured in a reader's words (values and bounds, "1.8×10⁻⁵ (needs below
+    10⁻³)") with the seeds. How it is checked, the condition and the detail naming the
+    quantities (``undo.gap = ...``), is one click away in a <details>. A finding leads with
+    its effect over the seeds and a strip of the per-seed values; a claim that could not be
+    evaluated says why instead."""
     state, mark = {True: ("holds", "✓"), False: ("fails", "✗"), None: ("unknown", "?")}[
         outcome.holds
     ]
@@ -124,20 +136,34 @@ def claim_html(outcome: ClaimOutcome) -> Markup:
     effect = outcome.effect
     measured = Markup("")
     if effect is not None:
-        measured = Markup('<p class="claim-effect"><code>{q}</code>: {text}</p>{strip}').format(
-            q=effect.quantity, text=describe_effect(effect), strip=seed_strip(effect))
+        measured = Markup('<p class="claim-effect">Over the seeds: {text}</p>{strip}').format(
+            text=describe_effect(effect), strip=seed_strip(effect))
+    seeds = Markup('{seed_word} <span class="claim-seeds">{seeds}</span>').format(
+        seed_word="seed" if len(outcome.seeds) == 1 else "seeds", seeds=seed_list(outcome.seeds))
+    if outcome.holds is None or not outcome.reading:
+        measure = Markup('<p class="claim-measure"><span class="claim-detail">{}</span> · {}'
+                         '</p>').format(outcome.detail, seeds)
+    else:
+        worst = (Markup(" at seed {}").format(outcome.seed)
+                 if outcome.seed is not None and len(outcome.seeds) > 1 else "")
+        quantity = (Markup('<p>Per seed: <code>{}</code></p>').format(effect.quantity)
+                    if effect is not None else "")
+        measure = Markup(
+            '<p class="claim-measure">Measured: <span class="claim-reading">{reading}</span>'
+            '{worst} · {seeds}</p><details class="claim-how"><summary>How it is checked'
+            '</summary><p><code class="claim-check">{check}</code></p>'
+            '<p class="claim-detail">{detail}</p>{quantity}</details>'
+        ).format(reading=outcome.reading, worst=worst, seeds=seeds,
+                 check=outcome.claim.condition, detail=outcome.detail, quantity=quantity)
     return Markup(
         '<div class="claim claim-{kind} claim-{state}" id="claim-{id}">'
         '<span class="claim-mark" aria-label="{state}">{mark}</span>'
         '<div class="claim-body"><p class="claim-text"><span class="claim-kind">{label}</span> '
-        '{text} <a class="claim-link" href="#claim-{id}">#</a></p>{measured}'
-        '<p class="claim-measure"><span class="claim-detail">{detail}</span>'
-        ' · {seed_word} <span class="claim-seeds">{seeds}</span></p></div></div>\n'
+        '{text} <a class="claim-link" href="#claim-{id}">#</a></p>{measured}{measure}'
+        '</div></div>\n'
     ).format(kind=kind, state=state, id=outcome.claim.id, mark=mark,
-             label="Finding" if kind == "finding" else "Check", text=inline_html(outcome.claim.text),
-             measured=measured, detail=outcome.detail,
-             seed_word="seed" if len(outcome.seeds) == 1 else "seeds",
-             seeds=seed_list(outcome.seeds))
+             label="Finding" if kind == "finding" else "Check",
+             text=inline_html(outcome.claim.text), measured=measured, measure=measure)
 
 
 def seed_list(seeds: tuple[int, ...]) -> str:

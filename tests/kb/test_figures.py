@@ -12,7 +12,7 @@ import pytest
 from engine.registry import Param, experiment, figure
 from kb.run.cache import Cache
 from kb.run.executor import Executor
-from kb.run.figures import FigureError, figure_bytes, figure_key, render_figure
+from kb.run.figures import FORMATS, FigureError, figure_bytes, figure_key, render_figure
 from kb.model import Demonstration, DemoResult, FigureSpec, Location
 
 ANSWER_FILE = "answers/test-figures.md"
@@ -23,7 +23,7 @@ DRAWN: list[str] = []  # one entry per call of draw_walk: shows when the cache s
 
 
 @experiment("test_figures_walk", params={"n": Param(int, 30, 2, 500)},
-            figures=("walk", "broken"))
+            figures=("walk", "panels", "broken"))
 def walk(rng, n):
     return {"t": np.arange(n), "position": rng.normal(size=n).cumsum(), "label": "random walk"}
 
@@ -36,6 +36,15 @@ def draw_walk(result, fig):
     ax.set_xlabel("step")
     ax.set_ylabel("position")
     ax.legend()
+
+
+@figure("test_figures_walk", "panels")
+def draw_panels(result, fig):
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
+    left.plot(result["t"], result["position"])
+    right.hist(result["position"])
+    fig.legend(["a", "b"], loc="outside lower center", ncols=2)
+    fig.set_size_inches(9, 4)
 
 
 @figure("test_figures_walk", "broken")
@@ -70,7 +79,7 @@ def png_chunks(data: bytes) -> list[tuple[str, bytes]]:
 
 
 def render_both(values) -> dict[str, bytes]:
-    return {fmt: render_figure("test_figures_walk", WALK, values, fmt) for fmt in ("svg", "png")}
+    return {fmt: render_figure("test_figures_walk", WALK, values, fmt) for fmt in FORMATS}
 
 
 def test_svg_is_valid_deterministic_and_undated(result):
@@ -84,6 +93,21 @@ def test_svg_is_valid_deterministic_and_undated(result):
     assert root.find(f".//{SVG}text") is None  # glyphs are paths: no font needed to view it
 
 
+def test_each_rendering_has_its_size_and_the_phone_stacks_the_panels(result):
+    panels = FigureSpec("panels", "panels", "Two panels.", Location(ANSWER_FILE, 20))
+
+    def size(fmt: str) -> tuple[float, float]:
+        root = ET.fromstring(render_figure("test_figures_walk", panels, result.values, fmt))
+        return float(root.get("width").removesuffix("pt")), float(root.get("height")[:-2])
+
+    assert size("svg") == (648.0, 288.0)  # the page's: the drawer's own 9 x 4 in
+    width, height = size("phone.svg")  # 3.9 in wide whatever the drawer asks, panels stacked
+    assert width == 280.8 and height > 1.5 * 0.8 * 3.2 * 72
+    png = render_figure("test_figures_walk", panels, result.values, "png")
+    header = png_chunks(png)[0][1]
+    assert (int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")) == (1200, 630)
+
+
 def test_png_is_valid_deterministic_and_carries_no_stamp(result):
     png = render_figure("test_figures_walk", WALK, result.values, "png")
     assert render_figure("test_figures_walk", WALK, result.values, "png") == png
@@ -94,7 +118,7 @@ def test_png_is_valid_deterministic_and_carries_no_stamp(result):
     assert not {"tIME", "tEXt", "zTXt", "iTXt"} & set(kinds)
     header = chunks[0][1]
     width, height = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")
-    assert (width, height) == (640, 400)  # 6.4 x 4.0 in at 100 dpi
+    assert (width, height) == (1200, 630)  # a link preview's size: 6.0 x 3.15 in at 200 dpi
 
 
 def test_renders_are_byte_identical_in_a_fresh_process(result):
@@ -167,5 +191,6 @@ def test_a_failed_demonstration_has_no_figure(cache):
 
 
 def test_an_unknown_format_is_refused(cache, result):
-    with pytest.raises(ValueError, match="figure format must be one of svg, png, got 'jpg'"):
+    with pytest.raises(ValueError,
+                       match="figure format must be one of svg, phone.svg, png, got 'jpg'"):
         figure_bytes(cache, DEMO, result, WALK, "jpg")

@@ -32,7 +32,7 @@ def test_search_open_answer_and_rerun_with_another_seed(browser, live_url, tmp_p
     assert page.locator("math").count() >= 3
     assert page.locator("math[display=block]").first.bounding_box()["width"] > 20
     assert page.locator("#claim-mean-huge .claim-mark").inner_text() == "✗"
-    first_mean = page.locator("#claim-mean-huge .claim-detail").inner_text()
+    first_mean = page.locator("#claim-mean-huge .claim-reading").inner_text()
     save_screenshot(page, tmp_path, "answer-desktop.png")
 
     # Rerun with seed 3: the URL says so (without the unchanged parameters), values change.
@@ -40,7 +40,7 @@ def test_search_open_answer_and_rerun_with_another_seed(browser, live_url, tmp_p
     page.click("form.rerun-form button[type=submit]")
     page.wait_for_url("**/a/noise?seed=3#rerun")
     assert page.locator("#claim-mean-huge .claim-seeds").inner_text() == "3"
-    assert page.locator("#claim-mean-huge .claim-detail").inner_text() != first_mean
+    assert page.locator("#claim-mean-huge .claim-reading").inner_text() != first_mean
     assert page.locator("#claim-spread-positive .claim-mark").inner_text() == "✓"
     assert page.locator("#figure-samples-plot img").get_attribute("src").endswith("?seed=3")
     assert page.locator("#share-link").input_value().endswith("/a/noise?seed=3")

@@ -103,14 +103,17 @@ def effect_outcome(values, holds=True) -> ClaimOutcome:
                   Location("answers/x.md", 3), "finding")
     effect = Effect.of("x.gap", tuple(range(len(values))), np.array(values))
     return ClaimOutcome(claim, holds, effect.ci[0], "ci_low(x.gap) = 0.1 (needs > 0)", None,
-                        effect.seeds, effect)
+                        effect.seeds, effect, "lower end of the 95% interval 0.0446 (needs above 0)")
 
 
 def test_a_finding_box_leads_with_its_effect_and_a_check_is_labelled():
     html = claim_html(effect_outcome([0.1, 0.3, 0.2, 0.4]))
     assert '<span class="claim-kind">Finding</span>' in html
-    assert "<code>x.gap</code>: mean 0.25, 95% CI 0.0446 to 0.455 over 4 seeds; per seed 0.1 to " \
+    assert "Over the seeds: mean 0.25, 95% CI 0.0446 to 0.455 over 4 seeds; per seed 0.1 to " \
            "0.4" in html
+    # The quantity's name is on demand, with the condition.
+    assert "<p>Per seed: <code>x.gap</code></p></details>" in html
+    assert "x.gap" not in html[:html.index("<details")]
     assert "seeds <span class=\"claim-seeds\">0–3</span>" in html
     check = ClaimOutcome(Claim("c", "True by construction.", "x.a == 0", None,
                                Location("answers/x.md", 9), "check"), True, 0, "x.a = 0", 2, (2,))

@@ -7,6 +7,7 @@ import html
 import re
 import textwrap
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -82,3 +83,41 @@ def test_plain_text_fields_carry_the_math_as_unicode(client):
     home = client.get("/api/answers").get_json()
     summaries = [a["summary"] for t in home["threads"] for a in t["answers"] if a["slug"] == "math"]
     assert summaries == [summary]
+
+
+def test_link_preview_image_is_a_large_png_with_its_size_and_alt(client):
+    page = client.get("/a/math").get_data(as_text=True)
+    image = meta(page, "og:image")
+    assert image.endswith("/a/math/figures/spread.png")
+    assert (meta(page, "og:image:width"), meta(page, "og:image:height")) == ("1200", "630")
+    assert meta(page, "og:image:type") == "image/png"
+    assert meta(page, "twitter:card") == "summary_large_image"
+    png = client.get(urlsplit(image).path).data
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (1200, 630)
+
+
+def test_narrow_screens_get_the_phone_rendering_through_picture(client):
+    page = client.get("/a/math?seed=2").get_data(as_text=True)
+    picture = page[page.index("<picture>"):page.index("</picture>")]
+    source = html.unescape(re.search(r'<source media="([^"]*)" srcset="([^"]*)">', picture)[2])
+    assert source == "/a/math/figures/spread.phone.svg?seed=2"
+    phone, wide = client.get(source), client.get(source.replace(".phone.svg", ".svg"))
+    assert phone.status_code == wide.status_code == 200
+    assert phone.mimetype == "image/svg+xml" and phone.data != wide.data
+    assert b'width="280.8pt"' in phone.data  # 3.9 in: shown at about its own size on a phone
+    data = client.get("/api/answers/math").get_json()
+    assert data["figures"][0]["svg_phone"].endswith("/a/math/figures/spread.phone.svg")
+
+
+def test_the_real_answers_captions_and_claim_texts_convert_cleanly():
+    from kb.answers.parse import load_answers
+    from kb.config import PROJECT_ROOT
+    from kb.web.render import inline_html
+
+    texts = [text for a in load_answers(PROJECT_ROOT / "answers")
+             for text in [*(c.text for c in a.claims),
+                          *(f.caption for d in a.demonstrations for f in d.figures)]]
+    rendered = [str(inline_html(text)) for text in texts]
+    assert not [html for html in rendered if "math-error" in html or "$" in html]
+    assert sum("<math" in html for html in rendered) >= 30  # the notation is used

@@ -30,7 +30,8 @@ class _Elements(HTMLParser):
 
 def outcome(holds, value=2.5, seeds=(0, 1)) -> ClaimOutcome:
     claim = Claim("bn-helps", "Batch norm <helps>.", "d.x > 2", None, Location("answers/a.md", 9))
-    return ClaimOutcome(claim, holds, value, "d.x = 2.5 (needs > 2)", seeds[-1], tuple(seeds))
+    return ClaimOutcome(claim, holds, value, "d.x = 2.5 (needs > 2)", seeds[-1], tuple(seeds),
+                        reading="2.5 (needs above 2)")
 
 
 def test_inline_math_becomes_mathml_and_keeps_tex_structure():
@@ -123,8 +124,17 @@ def test_claim_box_shows_mark_measurement_and_seeds(holds, mark, state):
     box = _Elements(html).tags("div")[0]
     assert box["id"] == "claim-bn-helps" and f"claim-{state}" in box["class"]
     assert f">{mark}</span>" in html
-    assert '<span class="claim-detail">d.x = 2.5 (needs &gt; 2)</span>' in html
     assert 'seeds <span class="claim-seeds">0, 1</span>' in html
+    if holds is None:  # why it could not be evaluated, in place of a measurement
+        assert '<span class="claim-detail">d.x = 2.5 (needs &gt; 2)</span>' in html
+        assert "<details" not in html
+    else:  # the value in a reader's words; the expression and its detail on demand
+        measure = html[html.index('class="claim-measure"'):html.index("<details")]
+        assert "Measured: <span class=\"claim-reading\">2.5 (needs above 2)</span> at seed 1" in measure
+        assert "d.x" not in measure
+        how = html[html.index('<details class="claim-how">'):html.index("</details>")]
+        assert '<code class="claim-check">d.x &gt; 2</code>' in how
+        assert '<p class="claim-detail">d.x = 2.5 (needs &gt; 2)</p>' in how
     assert "Batch norm &lt;helps&gt;." in html  # text is escaped
 
 

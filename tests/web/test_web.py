@@ -352,6 +352,7 @@ def test_answer_json_twin(client):
     assert body["figures"] == [{
         "name": "samples-plot", "caption": "The samples, one dot each.", "demonstration": "d",
         "svg": "http://localhost/a/noise/figures/samples-plot.svg?seed=2",
+        "svg_phone": "http://localhost/a/noise/figures/samples-plot.phone.svg?seed=2",
         "png": "http://localhost/a/noise/figures/samples-plot.png?seed=2",
     }]
     demo = body["demonstrations"][0]
