@@ -85,6 +85,18 @@ def wait_for_figure(page) -> None:
                            arg=figure.element_handle())
 
 
+def load_every_figure(page) -> int:
+    """Load the lazily loaded images now (a full-page screenshot does not scroll) and wait
+    until each is decoded; returns how many there are."""
+    count = page.evaluate("""() => {
+        const images = [...document.images];
+        images.forEach(img => { img.loading = "eager"; });
+        return images.length;
+    }""")
+    page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    return count
+
+
 def save_screenshot(page, tmp_path: Path, name: str) -> Path:
     path = tmp_path / name
     page.screenshot(path=str(path), full_page=True)
