@@ -97,11 +97,15 @@ class _Builder:
         start = time.perf_counter()
         executor = self.site.executor
         seeds = [None, *answer.seeds]
-        computed = sum(len(executor.to_compute(answer, seed)) for seed in seeds)
-        # The answer's own settings with their figures, then its sample of seeds: what its
-        # page at its own settings reads, and no more.
-        self.site.sampler.compute_own(answer)
-        self.site.sampler.compute(answer)
+        missing = [len(executor.to_compute(answer, seed)) for seed in seeds]
+        # What the page at its own settings reads and is not in the cache: the answer's own
+        # settings, then its sample of seeds. (Figures missing from the cache are drawn when
+        # the page's figures are asked for.)
+        if missing[0]:
+            self.site.sampler.compute_own(answer, figures=False)
+        if any(missing[1:]):
+            self.site.sampler.compute(answer)
+        computed = sum(missing)
         slug = answer.slug
         data = self.json(f"/api/answers/{slug}", f"api/answers/{slug}.json")
         if data["computing"]:

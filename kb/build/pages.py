@@ -20,7 +20,7 @@ _HEAD_END = "</head>"
 _RERUN_FORM = re.compile(r'<form method="get" action="[^"]*" class="rerun-form">.*?</form>',
                          re.DOTALL)
 _REASON = re.compile(r'(<p class="error-reason">)[^<]*(</p>)')
-_FORM_ACTION = re.compile(r'(<form method="get" action=")[^"]*(" class="rerun-form">)')
+_FORM_ACTION = re.compile(r'(<form method="get" action=")[^"#]*(#[^"]*)?(" class="rerun-form">)')
 
 SEARCH_SCRIPTS = ("/static/vendor/minisearch/minisearch.js", "/static/search.js")
 NOT_FOUND = "There is no page at this address."
@@ -58,14 +58,15 @@ def with_search_scripts(page: str, name: str, root: str) -> str:
 
 def with_rerun(page: str, name: str, slug: str, rerun_url: str | None) -> str:
     """The answer page whose rerun form goes to the live service at ``rerun_url`` (its own
-    page of the answer), or, without one, is replaced by a note. An answer with nothing to
+    page of the answer, at the same anchor), or, without one, is replaced by a note. An answer with nothing to
     rerun has no form."""
     if 'class="rerun-form"' not in page:
         return page
     if rerun_url is None:
         return _edit(_RERUN_FORM, lambda m: RERUN_NOTE, page, name, "rerun form")
-    action = html.escape(f"{rerun_url}a/{slug}#rerun")
-    return _edit(_FORM_ACTION, lambda m: m[1] + action + m[2], page, name, "rerun form")
+    action = html.escape(f"{rerun_url}a/{slug}")  # the service's address of the answer
+    return _edit(_FORM_ACTION, lambda m: m[1] + action + (m[2] or "") + m[3], page, name,
+                 "rerun form")
 
 
 def not_found(page: str, name: str) -> str:
