@@ -4,20 +4,19 @@ At 390 CSS px wide, every figure of every real answer is shown in its phone rend
 by the browser through <picture>), and its smallest text, the font size the SVG gives it
 times the scale at which the browser draws the image, is at least 11 CSS px. On a wide screen
 the page's wide rendering is shown. The figures come from the answers' own results in the
-project's cache (as the pytest plugin computes them)."""
+project's cache (``real_live_url``, as the pytest plugin computes them)."""
 from __future__ import annotations
 
 import pytest
 
 from kb.answers.parse import load_answers
-from kb.config import PROJECT_ROOT, Settings
 from tests.figure_text import figure_texts, viewbox_width
-from tests.web.browser import PHONE, save_screenshot
+from tests.web.browser import DESKTOP, PHONE, REAL_ANSWERS, save_screenshot
 
 pytestmark = pytest.mark.browser
 
 MIN_CSS_PX = 11.0
-SLUGS = sorted(a.slug for a in load_answers(PROJECT_ROOT / "answers") if any(
+SLUGS = sorted(a.slug for a in load_answers(REAL_ANSWERS) if any(
     d.figures for d in a.demonstrations))
 
 # The image's content box (the SVG is drawn into it, the border is outside) and its source.
@@ -27,15 +26,6 @@ _SHOWN = """img => {
     .reduce((sum, name) => sum + parseFloat(style.getPropertyValue(name)), 0);
   return {src: img.currentSrc, width: box.width - edges};
 }"""
-
-
-@pytest.fixture
-def settings(tmp_path):
-    """The real answers, their results from the project's cache, the rest in tmp."""
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "cache").symlink_to(Settings.from_env().cache_dir.resolve(), target_is_directory=True)
-    return Settings(answers_dir=PROJECT_ROOT / "answers", data_dir=data)
 
 
 def shown_figures(page, url: str) -> list[dict]:
@@ -52,7 +42,8 @@ def shown_figures(page, url: str) -> list[dict]:
     return shown
 
 
-def test_every_figure_text_is_at_least_11_css_px_on_a_phone(browser, live_url, tmp_path):
+def test_every_figure_text_is_at_least_11_css_px_on_a_phone(browser, real_live_url, tmp_path):
+    live_url = real_live_url
     page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True)
     smallest: dict[str, float] = {}
     for slug in SLUGS:
@@ -74,9 +65,9 @@ def test_every_figure_text_is_at_least_11_css_px_on_a_phone(browser, live_url, t
     page.close()
 
 
-def test_a_wide_screen_shows_the_wide_rendering(browser, live_url):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    figures = shown_figures(page, f"{live_url}/a/why-gamma-beta-dont-undo-bn")
+def test_a_wide_screen_shows_the_wide_rendering(browser, real_live_url):
+    page = browser.new_page(viewport=DESKTOP)
+    figures = shown_figures(page, f"{real_live_url}/a/why-gamma-beta-dont-undo-bn")
     assert figures and all(".phone.svg" not in f["src"] and f["src"].split("?")[0].endswith(".svg")
                            for f in figures)
     page.close()
