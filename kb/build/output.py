@@ -46,6 +46,9 @@ class Output:
                 file.write(data)
             os.chmod(tmp, 0o644)  # readable by the web server, as a copied file would be
             os.replace(tmp, target)
+        except OSError as exc:  # named by the file it was for, not the temporary one
+            Path(tmp).unlink(missing_ok=True)
+            raise OSError(exc.errno, exc.strerror, str(target)) from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

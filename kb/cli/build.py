@@ -35,4 +35,7 @@ def build(settings: Settings, out: Path, base_url: str | None, rerun_url: str | 
                    progress=lambda line: click.echo(line, err=True))
     except BuildError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # the output folder cannot be written (full, read-only, ...)
+        raise click.ClickException(f"cannot write {exc.filename or out}: "
+                                   f"{exc.strerror or exc}") from None
     return 0

@@ -184,6 +184,10 @@ def test_the_command_line(settings, tmp_path, capsys):
     assert main([*args, "--base-url", BASE, "--jobs", "2"]) == 0
     assert "3 answers into" in capsys.readouterr().err
     assert (out / "a/noise.html").is_file()
+    (out / "a/plain.html").unlink()
+    (out / "a/plain.html").mkdir()  # a page the build cannot write (as root, too)
+    assert main([*args, "--base-url", BASE]) == 1
+    assert f"cannot write {out / 'a/plain.html'}: Is a directory" in capsys.readouterr().err
 
 
 def test_a_link_the_static_site_cannot_have_stops_the_build(settings, tmp_path):
