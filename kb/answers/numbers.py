@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-_EXPONENT = re.compile(r"(?P<mantissa>[-+]?\d(?:\.\d*)?)e(?P<exponent>[-+]\d+)")
+# A number in e-notation on its own ("1.3e-03", "1e3"), not part of a word or a longer number.
+_EXPONENT = re.compile(
+    r"(?<![\w.])(?P<mantissa>[-+]?\d(?:\.\d*)?)e(?P<exponent>[-+]?\d+)(?![\w.])")
 SHOWN_ELEMENTS = 6  # an array longer than this shows its first three and last two elements
 
 

@@ -103,9 +103,11 @@ def _reduce_margin(margin: Any, quantifier: str) -> float | None:
 
 
 def _describe_operand(node: Node, value: Any) -> str:
-    return (
-        node.text if isinstance(node, Const) else f"{node.text}, which is {format_quantity(value)}"
-    )
+    """A constant as written (its e-notation as a power of ten: "1e-3" reads "10⁻³"), any
+    other operand by its expression and value."""
+    if isinstance(node, Const):
+        return powers_of_ten(node.text)
+    return f"{node.text}, which is {format_quantity(value)}"
 
 
 def _compare_verdict(node: Compare, results: Results, quantifier: str | None) -> _Verdict:
@@ -155,9 +157,10 @@ def _approx_verdict(node: Approx, results: Results, quantifier: str | None) -> _
     within = diff <= tol
     holds = bool(np.any(within) if quantifier == "any" else np.all(within))
     tolerances = [
-        f"{name} {n.text}" for name, n in (("rel", node.rel), ("abs", node.abs)) if n is not None
+        f"{name} {powers_of_ten(n.text)}" for name, n in (("rel", node.rel), ("abs", node.abs))
+        if n is not None
     ]
-    allowed = " and ".join(tolerances) or "rel 1e-06"
+    allowed = " and ".join(tolerances) or "rel 10⁻⁶"
     needs = f"{quantifier} " if quantifier else ""
     detail = (
         f"{node.actual.text} = {format_quantity(actual)}"

@@ -17,6 +17,7 @@ from flask import url_for
 from engine.catalog import get_experiment
 from engine.registry import ParameterError
 from kb.answers.parse import SUMMARY_LIMIT
+from kb.answers.numbers import powers_of_ten
 from kb.answers.plaintext import plain_text
 from kb.answers.stats import Effect
 from kb.model import Answer
@@ -185,7 +186,8 @@ def _demonstration_forms(outcome: Outcome, asked: Mapping[str, str]) -> list[dic
                 value=asked.get(f"{demo.name}.{name}") or overrides.get(demo.name, {}).get(
                     name, demo.params.get(name, spec.default)),
                 default=demo.params.get(name, spec.default), low=spec.low, high=spec.high,
-                choices=spec.choices, range=spec.describe_range(), doc=spec.doc)
+                choices=spec.choices, range=powers_of_ten(spec.describe_range()),  # [10⁻⁹, 0.001]
+                doc=spec.doc)
             for name, spec in experiment.params.items()
         ]
         forms.append({"name": demo.name, "experiment": demo.experiment, "params": fields})

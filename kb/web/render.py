@@ -22,6 +22,7 @@ from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 from markupsafe import Markup
 
+from kb.answers.numbers import number
 from kb.answers.plaintext import plain_text
 from kb.answers.regions import Kind, Region, split_body, split_inline
 from kb.answers.stats import Effect
@@ -205,8 +206,9 @@ def seed_strip(effect: Effect, width: int = 260, height: int = 30) -> Markup:
     for i, value in enumerate(effect.values):
         jitter = (i % 5 - 2) * 2.2  # a fixed spread, so equal values stay visible
         parts.append(f'<circle class="strip-dot" cx="{x(value)}" cy="{mid + jitter:.1f}" r="3"/>')
-    label = (f"{len(effect.values)} per-seed values from {min(effect.values):.3g} to "
-             f"{max(effect.values):.3g}; mean {effect.mean:.3g}, 95% CI {low:.3g} to {high:.3g}")
+    label = (f"{len(effect.values)} per-seed values from {number(min(effect.values), 3)} to "
+             f"{number(max(effect.values), 3)}; mean {number(effect.mean, 3)}, 95% CI "
+             f"{number(low, 3)} to {number(high, 3)}")
     return Markup('<svg class="seed-strip" role="img" aria-label="{label}" width="{w}" '
                   'height="{h}" viewBox="0 0 {w} {h}">{parts}</svg>').format(
         label=label, w=width, h=height, parts=Markup("".join(parts)))

@@ -58,3 +58,12 @@ def test_a_finding_names_its_aggregate_in_words(answer):
                    seeds=range(10), tracking=lambda seed: 0.01 * seed)
     assert text.startswith("upper end of the 95% interval 0.0") and text.endswith(
         "(needs below 0.1)")
+
+
+def test_the_detail_names_the_quantity_and_writes_constants_as_powers_of_ten(answer):
+    a = answer("drift.gap < 1e-6 and approx(drift.r, 1)")
+    run = AnswerRun(a, 0, {"drift": DemoResult("drift", 0, {}, {"gap": 1.825e-8, "r": 1.0},
+                                               None, 0.01, False)})
+    (outcome,) = evaluate_claims(a, [run])
+    assert outcome.detail == ("drift.gap = 1.825×10⁻⁸ (needs < 10⁻⁶); "
+                              "drift.r = 1 (needs within rel 10⁻⁶ of 1)")

@@ -19,6 +19,9 @@ def test_numbers_keep_four_significant_digits_and_write_powers_of_ten(value, tex
 
 def test_powers_of_ten_replace_every_exponent_in_a_text():
     assert powers_of_ten("from 1.3e-03 to 1e+06 and 2E5") == "from 1.3×10⁻³ to 10⁶ and 2E5"
+    # As a condition writes its constants; never inside a name or a longer number.
+    assert powers_of_ten("d.x < 1e-12 and d.y > 1e3") == "d.x < 10⁻¹² and d.y > 10³"
+    assert powers_of_ten("d.x1e3 + v2.5e3") == "d.x1e3 + v2.5e3"
 
 
 def test_arrays_are_short_lists_not_numpy_reprs():
