@@ -29,6 +29,7 @@ from kb.build.pages import (
 from kb.build.searchindex import search_index
 from kb.config import Settings
 from kb.model import Answer
+from kb.run.figures import FORMATS
 from kb.web.app import create_app
 
 
@@ -114,7 +115,7 @@ class _Builder:
         self.page(f"/a/{slug}", f"a/{slug}.html",
                   lambda page: with_rerun(page, f"a/{slug}.html", slug, self.rerun_url))
         for figure in data["figures"]:
-            for fmt in ("svg", "png"):
+            for fmt in FORMATS:  # the page's wide and phone renderings, the PNG
                 path = f"/a/{slug}/figures/{figure['name']}.{fmt}"
                 # 404: its demonstration failed; the page shows why instead of the figure.
                 status, body = self.get(path, expect=(200, 404))

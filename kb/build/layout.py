@@ -10,7 +10,7 @@ service                                   static build
 ``/``                                     ``index.html``
 ``/search?q=...``                         ``search.html?q=...`` (searched in the browser)
 ``/a/<slug>``                             ``a/<slug>.html``
-``/a/<slug>/figures/<name>.svg|png``      the same path
+``/a/<slug>/figures/<name>.<fmt>``        the same path (svg, phone.svg, png)
 ``/api/answers``, ``/api/answers/<slug>`` ``api/answers.json``, ``api/answers/<slug>.json``
 ``/api/search?...``                       ``search-index.json`` (what the search page reads)
 ``/static/<file>``                        the same path

@@ -44,6 +44,7 @@ def test_every_part_of_the_site_is_written(site):
     for path in ("index.html", "search.html", "404.html", "search-index.json",
                  "a/noise.html", "a/plain.html", "a/broken.html",
                  "a/noise/figures/samples-plot.svg", "a/noise/figures/samples-plot.png",
+                 "a/noise/figures/samples-plot.phone.svg",
                  "api/answers.json", "api/answers/noise.json", "api/answers/plain.json",
                  "static/style.css", "static/answer.js", "static/search.js",
                  "static/vendor/minisearch/minisearch.js",
@@ -90,7 +91,7 @@ def test_link_previews_and_json_carry_absolute_urls_under_the_base(site):
     assert f'value="{BASE}a/noise.html"' in page  # the share box
     assert f"]({BASE}a/noise.html)" in page  # the Markdown for the forum
     data = json.loads((out / "api/answers/noise.json").read_text())
-    urls = [data["url"], *(f[k] for f in data["figures"] for k in ("svg", "png")),
+    urls = [data["url"], *(f[k] for f in data["figures"] for k in ("svg", "svg_phone", "png")),
             *(r["url"] for r in data["related"])]
     listed = json.loads((out / "api/answers.json").read_text())
     urls += [a["url"] for t in listed["threads"] for a in t["answers"]]
