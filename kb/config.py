@@ -17,6 +17,10 @@ from typing import Any, Mapping
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+# Settings that are URLs, with the schemes they accept.
+_URL_SCHEMES = {"base_url": ("http://", "https://"), "queue_url": ("redis://", "rediss://")}
+
+
 class ConfigError(ValueError):
     """A setting that does not fit; the message names the variable (or field) and the range."""
 
@@ -33,6 +37,8 @@ class Setting:
     def describe(self) -> str:
         if self.field == "base_url":
             return "an http(s) URL"
+        if self.field == "queue_url":
+            return "a redis:// or rediss:// URL"
         if self.kind in (int, float):
             what = "an integer" if self.kind is int else "a number"
             return f"{what} in [{self.low:g}, {self.high:g}]" if self.high is not None \
@@ -43,8 +49,7 @@ class Setting:
         """``value`` as this setting's type; ConfigError naming ``name`` if it does not fit."""
         fits = {
             Path: lambda v: isinstance(v, (str, Path)) and str(v).strip() != "",
-            str: lambda v: isinstance(v, str) and (self.field != "base_url"
-                                                  or v.startswith(("http://", "https://"))),
+            str: lambda v: isinstance(v, str) and v.startswith(_URL_SCHEMES.get(self.field, "")),
             int: lambda v: type(v) is int,
             float: lambda v: type(v) in (int, float),
         }[self.kind](value)
@@ -75,9 +80,22 @@ SETTINGS: tuple[Setting, ...] = (
             "(default: the request's host; for `kb search --json`, http://KB_HOST:KB_PORT)"),
     Setting("demo_timeout", "KB_DEMO_TIMEOUT", float,
             "seconds one demonstration may compute before it is stopped (default 60)", 0.001),
-    Setting("compute_slots", "KB_COMPUTE_SLOTS", int,
-            "computations for seeds or parameters other than an answer's own at once per "
-            "process (default 1); a view that needs one while all are taken gets a 503", 1, 64),
+    Setting("job_workers", "KB_JOB_WORKERS", int,
+            "reruns (seeds or parameters other than an answer's own) computed at once by each "
+            "service process's own job pool (default 1; unused with KB_QUEUE_URL)", 1, 64),
+    Setting("queue_url", "KB_QUEUE_URL", str,
+            "redis:// URL of the RQ queue that reruns go to, run by `kb worker` processes "
+            "(default: none, each service process runs its own)"),
+    Setting("queue_size", "KB_QUEUE_SIZE", int,
+            "reruns waiting in the queue at most; beyond, a rerun gets 503 (default 64)", 1),
+    Setting("queue_per_client", "KB_QUEUE_PER_CLIENT", int,
+            "reruns one client address may have waiting or running at once (default 4)", 1),
+    Setting("rerun_wait", "KB_RERUN_WAIT", float,
+            "seconds a request waits for its rerun before it answers with the job's state "
+            "(default 1: quick reruns show their results at once)", 0, 60),
+    Setting("trusted_proxies", "KB_TRUSTED_PROXIES", int,
+            "proxies in front of the service whose X-Forwarded-For is trusted for the client's "
+            "address (default 0: the connection's address)", 0, 8),
     Setting("memo_size", "KB_MEMO_SIZE", int,
             "pages, evaluations and figures kept in memory per process (default 256)", 0),
     Setting("reload_interval", "KB_RELOAD_INTERVAL", float,
@@ -109,7 +127,7 @@ class Settings:
     data_dir: Path
     base_url: str | None = None
     demo_timeout: float = 60.0
-    compute_slots: int = 1
+    job_workers: int = 1
     memo_size: int = 256
     reload_interval: float = 1.0
     index_interval: float = 5.0
@@ -120,6 +138,11 @@ class Settings:
     failure_ttl: float = 600.0
     cache_size: int = 1024
     trusted_hosts: str | None = None
+    queue_url: str | None = None
+    queue_size: int = 64
+    queue_per_client: int = 4
+    rerun_wait: float = 1.0
+    trusted_proxies: int = 0
 
     def __post_init__(self) -> None:
         # Values given in code (tests, command-line options) obey the same rules as variables.
@@ -155,7 +178,7 @@ class Settings:
                                   "data_dir": PROJECT_ROOT / ".kb"}
         for setting in SETTINGS:
             text = environ.get(setting.variable)
-            optional = setting.field in ("base_url", "trusted_hosts")
+            optional = setting.field in ("base_url", "trusted_hosts", "queue_url")
             if text is not None and not (optional and not text.strip()):
                 values[setting.field] = setting.parse(text)
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -26,7 +26,9 @@ from typing import Any, Callable, Mapping
 
 from engine.catalog import get_experiment
 from engine.registry import ParameterError, UnknownExperimentError, check_seed
-from kb.run.cache import Cache, ComputationFailed, InProgress, check_values, freeze_values
+from kb.run.cache import (
+    Cache, ComputationFailed, Entry, InProgress, check_values, freeze_values,
+)
 from kb.model import Answer, AnswerRun, Demonstration, DemoResult
 
 _FORK = multiprocessing.get_context("fork")
@@ -224,21 +226,17 @@ class Executor:
         except _CannotRun as exc:
             return self._failed(demo, exc.seed, exc.params, f"cannot run: {exc.reason}")
 
-        def run_child() -> tuple[dict[str, Any], float]:
-            return compute_isolated(demo.experiment, resolved, seed, self.timeout, self.limits)
-
         try:
             if self.cache is None:
                 if not self.compute:
                     return self._computing(demo, seed, resolved)
-                values, seconds = run_child()
+                values, seconds = compute_isolated(demo.experiment, resolved, seed,
+                                                   self.timeout, self.limits)
                 return DemoResult(
                     demo.name, seed, resolved, freeze_values(values), None, seconds, False
                 )
             if self.compute:
-                entry, cached = self.cache.get_or_compute(
-                    demo.experiment, resolved, seed, run_child, fresh=self.fresh,
-                    wait=self.wait)
+                entry, cached = self.compute_entry(demo.experiment, resolved, seed)
             else:
                 entry, cached = self.cache.read(demo.experiment, resolved, seed), True
                 if entry is None:
@@ -251,14 +249,34 @@ class Executor:
             demo.name, seed, resolved, entry.values, None, entry.seconds, cached, entry.key
         )
 
+    def compute_entry(self, experiment: str, params: dict[str, Any], seed: int
+                      ) -> tuple[Entry, bool]:
+        """The cache's entry for ``experiment`` with resolved ``params`` at ``seed``, computed
+        in a child process if missing: ``(entry, read_from_cache)``. ComputationFailed when it
+        fails (recorded), InProgress when another computes it and this executor does not wait.
+        """
+        def run_child() -> tuple[dict[str, Any], float]:
+            return compute_isolated(experiment, params, seed, self.timeout, self.limits)
+
+        assert self.cache is not None, "computing an entry needs a cache"
+        return self.cache.get_or_compute(experiment, params, seed, run_child, fresh=self.fresh,
+                                         wait=self.wait)
+
     def to_compute(
         self, answer: Answer, seed: int | None = None, overrides: dict[str, dict] | None = None
     ) -> list[str]:
         """The demonstrations of ``answer`` that ``run`` with these settings would compute
         rather than read from the cache (one that cannot run, or whose computation failed
         a moment ago and is recorded as failed, is not among them)."""
+        return [demo.name for demo, _, _ in self.pending(answer, seed, overrides)]
+
+    def pending(
+        self, answer: Answer, seed: int | None = None, overrides: dict[str, dict] | None = None
+    ) -> list[tuple[Demonstration, int, dict[str, Any]]]:
+        """``to_compute``'s demonstrations, each with the seed and resolved parameters it
+        would be computed with."""
         overrides = overrides or {}
-        names = []
+        found = []
         for demo in answer.demonstrations:
             try:
                 demo_seed, resolved = self._settings(demo, seed, overrides.get(demo.name))
@@ -266,8 +284,8 @@ class Executor:
                 continue
             if self.cache is None or self.fresh \
                     or not self.cache.settled(demo.experiment, resolved, demo_seed):
-                names.append(demo.name)
-        return names
+                found.append((demo, demo_seed, resolved))
+        return found
 
     @staticmethod
     def _settings(demo: Demonstration, seed: int | None, params: dict | None

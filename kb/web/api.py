@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from kb.web.context import answer_context, index_context, search_context
 from kb.web.lookup import find_answer, find_view, search_args
+from kb.web.pages import client_address, rerun_headers
 from kb.web.urls import site
 
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -25,4 +26,5 @@ def api_search() -> Response:
 def api_answer(slug: str) -> Response:
     answer, generation = find_answer(slug, "api.answer")
     view = find_view(answer)
-    return jsonify(answer_context(site().outcome(answer, view, generation)).data)
+    outcome = site().outcome(answer, view, generation, client_address())
+    return rerun_headers(jsonify(answer_context(outcome).data), outcome.rerun)

@@ -7,8 +7,8 @@ app's ``Site`` (``kb.web.site``) and back. User input never causes a 5xx: bad pa
 400 with the reason, unknown answers 404 with suggestions, in HTML or, under ``/api/``, in JSON;
 a bad Host header is a plain 400 before any of that (``kb.web.edges``, which also adds the
 security headers to every response). What cannot be served now gets 503 with a reason and a
-``Retry-After``: a busy compute slot, a figure still computing, a search index that cannot
-be read.
+``Retry-After``: a figure still computing, a search index that cannot be read, a rerun when
+the queue is full (its page still shows the answer's own results).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine.registry import MAX_SEED
 from kb.config import Settings
@@ -27,12 +28,12 @@ from kb.web.errors import Answered, error_response
 from kb.web.lookup import not_found
 from kb.web.pages import pages
 from kb.web.render import error_box
-from kb.web.site import Busy, NotYet, SearchUnavailable, Site
+from kb.web.site import NotYet, SearchUnavailable, Site
 from kb.web.urls import answer_url, thread_anchor
 
 logger = logging.getLogger(__name__)
 
-BUSY_RETRY_AFTER = 10  # seconds: most demonstrations take a few
+SEARCH_RETRY_AFTER = 10  # seconds: an index build takes a few
 NOT_YET_RETRY_AFTER = 5  # seconds: a page being computed is looked at again this often
 
 
@@ -46,11 +47,14 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app.extensions["kb"] = Site(settings)
     app.config["TRUSTED_HOSTS"] = settings.trusted_host_list
     app.wsgi_app = RequestEdges(app.wsgi_app, settings.trusted_host_list)  # type: ignore
+    if settings.trusted_proxies:
+        # The client's address (its share of the rerun queue) from X-Forwarded-For, as set by
+        # that many proxies; without them the header is anyone's to forge and is ignored.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore
     app.register_blueprint(pages)
     app.register_blueprint(api)
     app.register_error_handler(Answered, lambda exc: exc.response)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Busy, _busy)
     app.register_error_handler(NotYet, _not_yet)
     app.register_error_handler(SearchUnavailable, _search_unavailable)
     app.register_error_handler(Exception, _unexpected_error)
@@ -65,12 +69,6 @@ def _http_error(exc: HTTPException) -> Response:
     return error_response(exc.code or 500, exc.description or exc.name)
 
 
-def _busy(exc: Busy) -> Response:
-    back = {"title": f"{exc.answer.title} (with its own settings)",
-            "url": answer_url(exc.answer.slug)}
-    return _unavailable(error_response(503, str(exc), back=back), BUSY_RETRY_AFTER)
-
-
 def _not_yet(exc: NotYet) -> Response:
     return _unavailable(error_response(503, str(exc)), NOT_YET_RETRY_AFTER)
 
@@ -79,7 +77,7 @@ def _search_unavailable(exc: SearchUnavailable) -> Response:
     return _unavailable(error_response(
         503, f"Search is not available right now: the search index cannot be read or built "
              f"({exc}). Every answer is listed on the home page.",
-        back={"title": "All answers", "url": "/"}), BUSY_RETRY_AFTER)
+        back={"title": "All answers", "url": "/"}), SEARCH_RETRY_AFTER)
 
 
 def _unavailable(response: Response, retry_after: int) -> Response:

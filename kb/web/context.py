@@ -22,8 +22,10 @@ from kb.answers.plaintext import plain_text
 from kb.answers.stats import Effect
 from kb.model import Answer
 from kb.run.figures import CARD_SIZE
-from kb.web.render import claim_html, computing_box, error_box, figure_html, render_markdown
-from kb.web.site import Outcome
+from kb.web.render import (
+    FIRST_CHANGE, claim_html, computing_box, error_box, figure_html, render_markdown,
+)
+from kb.web.site import Outcome, View
 from kb.web.urls import (
     answer_ref, answer_url, figure_url, public_url, site, thread_anchor, with_query,
 )
@@ -73,8 +75,8 @@ def answer_context(outcome: Outcome, refused: ParameterError | None = None,
 
     ``refused``: settings that could not be used (the view is then the answer's own); the
     form shows what was ``asked`` (the query) and the reason next to the field at fault."""
-    answer, view = outcome.answer, outcome.view
-    url = public_url(answer_url(answer.slug, view))
+    answer, view, shown_for = outcome.answer, outcome.view, outcome.shown_for
+    url = public_url(answer_url(answer.slug, shown_for))
     # Text fields as plain Unicode (their TeX as γ, σB): JSON, meta tags and alt text.
     figures = [{**f, "caption": plain_text(f["caption"]), "svg": public_url(f["svg"]),
                 "svg_phone": public_url(f["svg_phone"]), "png": public_url(f["png"])}
@@ -98,6 +100,9 @@ def answer_context(outcome: Outcome, refused: ParameterError | None = None,
         "related": _related(answer),
         "errors": outcome.errors,
         "computing": outcome.computing,  # demonstrations without a result yet
+        # A view at other settings: how its rerun stands (while it is not done, or when it
+        # failed, the results above are the answer's own).
+        "rerun": outcome.rerun.to_json() if outcome.rerun else None,
     }
     description = _short_description(data["summary"])
     main_figure = figures[0] if figures else None
@@ -105,7 +110,7 @@ def answer_context(outcome: Outcome, refused: ParameterError | None = None,
         "description": description,
         "thread_url": url_for("pages.index") + "#" + thread_anchor(answer.thread),
         "plain_url": answer_url(answer.slug),
-        "json_url": with_query(url_for("api.answer", slug=answer.slug), view),
+        "json_url": with_query(url_for("api.answer", slug=answer.slug), shown_for),
         "canonical_url": public_url(answer_url(answer.slug)),
         "image_url": main_figure["png"] if main_figure else None,
         "image_size": CARD_SIZE,
@@ -115,6 +120,10 @@ def answer_context(outcome: Outcome, refused: ParameterError | None = None,
             f"Full answer, with figures and checked claims: [{answer.title}]({url})"
         ),
         "overridden": bool(view.overrides),
+        "asked_own": shown_for == View(),  # the rerun form's, whatever results are shown
+        "rerun_status": _rerun_status(outcome),
+        "first_change": FIRST_CHANGE,
+        "changes": len(changes(outcome)),
         "claims_total": len(claims),
         "claims_holding": sum(1 for c in claims if c["holds"]),
         "claims_unknown": sum(1 for c in claims if c["holds"] is None),
@@ -122,7 +131,8 @@ def answer_context(outcome: Outcome, refused: ParameterError | None = None,
         # The settings asked for that could not be used: why, and for which field.
         "refused": str(refused) if refused is not None else None,
         "field_errors": field_errors,
-        "seed_text": (asked or {}).get("seed", view.seed if view.seed is not None else ""),
+        "seed_text": (asked or {}).get("seed", shown_for.seed if shown_for.seed is not None
+                                       else ""),
     }
     return Context(data, extra)
 
@@ -146,7 +156,39 @@ def answer_body(outcome: Outcome) -> str:
             for f in figures if f["demonstration"] == demo.name)
     for claim in outcome.claims:
         blocks[f"claim {claim.claim.id}"] = claim_html(claim)
-    return render_markdown(outcome.answer.body, blocks, outcome.values)
+    return render_markdown(outcome.answer.body, blocks, outcome.values, changes(outcome))
+
+
+def changes(outcome: Outcome) -> dict[str, str]:
+    """What a rerun's results changed, compared with the answer's own: inline values by
+    source and claim boxes (``claim <id>``), each with what it was."""
+    own = outcome.own
+    if own is None:
+        return {}
+    own_values = own.values
+    found = {source: own_values[source] for source, text in outcome.values.items()
+             if text is not None and own_values.get(source) not in (None, text)}
+    own_claims = {c.claim.id: c for c in own.claims}
+    for claim in outcome.claims:
+        before = own_claims.get(claim.claim.id)
+        if before is not None and (before.holds, before.detail) != (claim.holds, claim.detail):
+            verdict = {True: "holds", False: "does not hold", None: "not checked"}[before.holds]
+            found[f"claim {claim.claim.id}"] = f"{verdict} ({before.detail})"
+    return found
+
+
+def _rerun_status(outcome: Outcome) -> str | None:
+    """The rerun's state in a sentence (the page's script keeps it current); None when the
+    rerun is done or there is none."""
+    rerun = outcome.rerun
+    if rerun is None or rerun.state == "done":
+        return None
+    if rerun.state == "queued":
+        return (f"Rerun with {rerun.settings}: waiting to be computed, number "
+                f"{rerun.position} in the queue …")
+    if rerun.state == "running":
+        return f"Computing with {rerun.settings}: {round(rerun.elapsed or 0)} s …"
+    return rerun.notice
 
 
 def _short_description(text: str, limit: int = SUMMARY_LIMIT) -> str:
@@ -173,7 +215,7 @@ class _ParamField:
 
 def _demonstration_forms(outcome: Outcome, asked: Mapping[str, str]) -> list[dict]:
     """The rerun form's fields: the view's values, or what was ``asked`` as it was typed."""
-    overrides = outcome.view.overrides_dict()
+    overrides = outcome.shown_for.overrides_dict()
     forms = []
     for demo in outcome.answer.demonstrations:
         try:

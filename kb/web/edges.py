@@ -17,8 +17,10 @@ from typing import Any, Callable, Iterable
 
 from werkzeug.sansio.utils import host_is_trusted
 
+# connect-src: a rerun's status is read from the page's JSON twin on the same site.
 PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-               "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+               "connect-src 'self'; form-action 'self'; base-uri 'none'; "
+               "frame-ancestors 'none'")
 SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 SECURITY_HEADERS = (

@@ -19,7 +19,7 @@ from kb.web.context import answer_body, answer_context, index_context, search_co
 from kb.web.errors import error_response
 from kb.web.lookup import find_answer, find_view, permanent_redirect, search_args
 from kb.web.render import error_box
-from kb.web.site import Outcome, View, parse_view
+from kb.web.site import BUSY, Outcome, Rerun, View, parse_view
 from kb.web.urls import public_url, site
 
 logger = logging.getLogger(__name__)
@@ -60,9 +60,9 @@ def answer(slug: str) -> Response:
     key = (slug, view, generation, public_url("/"))
     page = site().pages.peek(key)
     if page is None:
-        # A rerun computes here, outside the page memo: a request for the same page meanwhile
-        # gets Busy or sees it computing instead of waiting for it.
-        outcome = site().outcome(answer, view, generation)
+        # Outside the page memo: a rerun's request waits for its job a moment, and a request
+        # for the same page meanwhile must not wait for that.
+        outcome = site().outcome(answer, view, generation, client_address())
         page = site().pages.get_or_make(key, lambda: _render_answer(outcome),
                                         keep_for=lambda page: page.keep_for)
     if "gzip" in request.headers.get("Accept-Encoding", ""):
@@ -73,7 +73,24 @@ def answer(slug: str) -> Response:
         response = Response(page.html, mimetype="text/html")
         response.set_etag(page.etag)
     response.vary.add("Accept-Encoding")
-    return conditional(response)
+    return rerun_headers(conditional(response), page.rerun)
+
+
+def client_address() -> str:
+    """The reader's address, whose share of the rerun queue a rerun counts against (from
+    X-Forwarded-For only behind ``KB_TRUSTED_PROXIES`` proxies: see ``kb.web.app``)."""
+    return request.remote_addr or "unknown"
+
+
+def rerun_headers(response: Response, rerun: Rerun | None) -> Response:
+    """A page or JSON showing a rerun not done yet is not cached by anyone; one that cannot
+    be queued (the queue is full) is a 503 with Retry-After, though it shows the answer."""
+    if rerun is not None and (rerun.pending or rerun.state == BUSY):
+        response.headers["Cache-Control"] = "no-store"
+        if rerun.state == BUSY:
+            response.status_code = 503
+            response.headers["Retry-After"] = str(rerun.retry_after)
+    return response
 
 
 def conditional(response: Response) -> Response:
@@ -90,6 +107,7 @@ class _RenderedPage:
     gzipped: bytes  # compressed once: pages of MathML shrink about fivefold, phones notice
     etag: str
     keep_for: float  # seconds: as long as the outcome it shows
+    rerun: Rerun | None
 
 
 def _refused(answer: Answer, generation: int, refused: ParameterError) -> Response:
@@ -117,7 +135,7 @@ def _render_answer(outcome: Outcome, refused: ParameterError | None = None,
     html = render_template("answer.html", **context.page(), body_html=body,
                            failure=failure).encode()
     return _RenderedPage(html, gzip.compress(html, mtime=0), hashlib.sha1(html).hexdigest(),
-                         outcome.keep_for())
+                         outcome.keep_for(), outcome.rerun)
 
 
 @pages.get("/a/<slug>/figures/<name>.<any(png, svg):fmt>")

@@ -71,13 +71,26 @@ def inline_html(text: str) -> Markup:
     return Markup("").join(parts)
 
 
-def value_html(source: str, text: str | None) -> Markup:
+def value_html(source: str, text: str | None, was: str | None = None) -> Markup:
     """An inline value: the formatted number, its expression as a tooltip; a warning marker
-    when it could not be computed (the reason is in the page's error box)."""
+    when it could not be computed (the reason is in the page's error box). A value a rerun
+    changed (``was``: the answer's own) is marked, and says what it was in words too."""
     if text is None:
         return Markup('<span class="value value-missing" title="{}: not available">{}</span>'
                       ).format(source, INLINE_ERROR_MARKER)
+    if was is not None:
+        return Markup('<mark class="value value-changed" title="{}">{}'
+                      '<span class="was"> (was {})</span></mark>').format(source, text, was)
     return Markup('<span class="value" title="{}">{}</span>').format(source, text)
+
+
+def changed_html(html: str, was: str) -> Markup:
+    """A block (a claim box) that a rerun changed, with what it was."""
+    return Markup('<div class="changed-block"><p class="changed-note">Changed by this rerun; '
+                  'with the answer\'s own settings: {}</p>{}</div>').format(was, Markup(html))
+
+
+FIRST_CHANGE = "first-change"  # the anchor a rerun lands on: its first changed result
 
 
 def code_html(code: str, language: str = "") -> Markup:
@@ -218,10 +231,19 @@ class _Substitute(Preprocessor):
     """Replaces math, values and the answer's blocks with stashed HTML before parsing."""
 
     def __init__(self, md: markdown.Markdown, blocks: Mapping[str, str],
-                 values: Mapping[str, str | None]):
+                 values: Mapping[str, str | None], changed: Mapping[str, str]):
         super().__init__(md)
         self.blocks = blocks
         self.values = values
+        self.changed = changed
+        self.first_change = bool(changed)  # the anchor is still to be placed
+
+    def _anchor(self, html: str) -> Markup:
+        """``html`` after the first-change anchor, if it is the first change."""
+        if not self.first_change:
+            return Markup(html)
+        self.first_change = False
+        return Markup('<span id="{}"></span>').format(FIRST_CHANGE) + Markup(html)
 
     def run(self, lines: list[str]) -> list[str]:
         # The text as Markdown normalised it (tabs expanded): the stash's placeholders made
@@ -242,7 +264,8 @@ class _Substitute(Preprocessor):
             return stash(math_html(region.content))
         if kind is Kind.VALUE:
             source = region.content.strip()
-            return stash(value_html(source, self.values.get(source)))
+            html = value_html(source, self.values.get(source), self.changed.get(source))
+            return stash(self._anchor(html) if source in self.changed else html)
         if kind is Kind.CODE_BLOCK:
             html = code_html(region.content, region.info.split()[0] if region.info else "")
         else:
@@ -250,6 +273,8 @@ class _Substitute(Preprocessor):
             html = self.blocks.get(key) if region.closed else None
             if html is None:
                 html = error_box([f"{key}: nothing to show"])
+            elif key in self.changed:
+                html = self._anchor(changed_html(html, self.changed[key]))
         # On lines of its own, so Markdown keeps it out of any paragraph, in its list item or
         # quote (their marks are the prefix of the fence).
         return "\n\n" + region.prefix + stash(html) + "\n\n"
@@ -265,29 +290,35 @@ class _ScrollableTables(Treeprocessor):
 
 
 class _AnswerExtension(Extension):
-    def __init__(self, blocks: Mapping[str, str], values: Mapping[str, str | None]):
+    def __init__(self, blocks: Mapping[str, str], values: Mapping[str, str | None],
+                 changed: Mapping[str, str]):
         super().__init__()
         self.blocks = blocks
         self.values = values
+        self.changed = changed
 
     def extendMarkdown(self, md: markdown.Markdown) -> None:
         # After whitespace normalisation (30), before raw HTML (20).
-        md.preprocessors.register(_Substitute(md, self.blocks, self.values), "kb_substitute", 28)
+        md.preprocessors.register(_Substitute(md, self.blocks, self.values, self.changed),
+                                  "kb_substitute", 28)
         md.treeprocessors.register(_ScrollableTables(md), "kb_scrollable_tables", 0)
 
 
 def render_markdown(body: str, blocks: Mapping[str, str] | None = None,
-                    values: Mapping[str, str | None] | None = None) -> Markup:
+                    values: Mapping[str, str | None] | None = None,
+                    changed: Mapping[str, str] | None = None) -> Markup:
     """Render an answer body.
 
     ``blocks`` maps ``"demo <name>"`` / ``"claim <id>"`` to the HTML that replaces that fenced
     block (see :func:`figure_html`, :func:`claim_html`); ``values`` maps each inline value's
     source (the text between ``{{`` and ``}}``, stripped) to its formatted text, or None when
-    it could not be computed. Headings get ids from their slugified text.
+    it could not be computed. ``changed`` maps the values and blocks (by the same keys) that
+    a rerun changed to what they were; they are marked, the first after a ``FIRST_CHANGE``
+    anchor. Headings get ids from their slugified text.
     """
     md = markdown.Markdown(  # one instance per call: Markdown objects are not thread-safe
         extensions=[
-            _AnswerExtension(blocks or {}, values or {}),
+            _AnswerExtension(blocks or {}, values or {}, changed or {}),
             "tables",
             "sane_lists",
             TocExtension(

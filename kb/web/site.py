@@ -4,14 +4,16 @@
 - ``KeptIndex``: the search index, built when missing and rebuilt when the answers change.
 - ``MemoCache``: a bounded in-memory cache that computes each key once even under threads.
 - ``View``: the seed and parameter overrides a page is shown with (from its query string).
-- ``ComputeSlots``: how many new computations for other views may run at once.
 - ``Sampler``: computes answers' own settings and samples of seeds in the background.
-- ``Site``: one of each, plus the executor, for one app; ``Outcome``: an answer run for a view.
+- ``Site``: one of each, plus the executor and the queue of reruns (``kb.jobs``), for one app;
+  ``Outcome``: an answer run for a view; ``Rerun``: the state of a view's rerun.
 
-No request waits for a computation that is not its own: a view at an answer's own settings
-only reads what is computed (what is not shows as computing, and the ``Sampler`` computes it);
-a rerun computes in its request, within a compute slot, and does not wait for another thread
-or process computing the same result. Storage trouble (a read-only or full data folder)
+No request waits for a computation: a view at an answer's own settings only reads what is
+computed (what is not shows as computing, and the ``Sampler`` computes it); a view at other
+settings (a rerun) is a job on the queue: its request waits ``KB_RERUN_WAIT`` seconds at most,
+then shows the answer's own results with the rerun's state until the job is done. A rerun
+estimated to take longer than the time limit is refused up front; one that fails shows the
+answer's own results with a notice about those settings. Storage trouble (a read-only or full data folder)
 degrades what is served, never fails it: the search keeps its last index, results that cannot
 be stored are kept in memory.
 
@@ -19,6 +21,7 @@ Nothing here knows about Flask: ``kb.web.app`` holds one ``Site`` per app.
 """
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import math
@@ -36,13 +39,19 @@ from filelock import FileLock
 
 from engine.catalog import get_experiment
 from engine.registry import ParameterError, UnknownExperimentError, check_seed
-from kb.run.cache import Cache
+from kb.jobs import open_queue
+from kb.jobs.cost import estimate, suggestion
+from kb.jobs.queue import FAILED, QUEUED, RUNNING, DONE, Job, JobState, QueueFull
+from kb.jobs.words import (
+    failed_notice, failure_reason, full_notice, refused_notice, settings_text,
+)
+from kb.run.cache import Cache, ComputationFailed
 from kb.config import ConfigError, Settings
 from kb.run.evaluate import Evaluation, evaluate
 from kb.run.executor import Computing, Executor, Limits
 from kb.run.figures import FORMATS, FigureError, figure_bytes, figure_key
 from kb.search.refresh import refresh_index
-from kb.model import Answer, AnswerRun, ClaimOutcome
+from kb.model import Answer, AnswerRun, ClaimOutcome, DemoResult
 from kb.answers.parse import load_answers
 from kb.search.index import SearchIndex, SearchResults
 
@@ -55,6 +64,13 @@ RETRY_FAILED_AFTER = 60.0
 PENDING_RECHECK = 5.0
 # A page with a demonstration being computed is made again after this many seconds.
 COMPUTING_RECHECK = 2.0
+# A rerun estimated to take more than this fraction of the time limit is refused: estimates
+# are rough, and a machine busier than when the answer's own settings were timed is slower.
+REFUSE_ABOVE = 0.8
+# How often a request waiting for its rerun looks at the cache.
+RERUN_POLL = 0.05
+# Rerun states beyond the queue's: not started (estimated too long) and no room in the queue.
+REFUSED, BUSY = "refused", "busy"
 
 
 @dataclass(frozen=True)
@@ -246,12 +262,49 @@ def parse_view(answer: Answer, args: Mapping[str, str]) -> View:
     return View(seed, tuple(overrides))
 
 
+@dataclass(frozen=True)
+class Rerun:
+    """The state of a view at other settings than the answer's own: ``done`` (its results are
+    shown), ``queued`` (``position``: 1 is next), ``running`` (for ``elapsed`` seconds),
+    ``failed``, ``refused`` (estimated too long) or ``busy`` (the queue is full; try again
+    after ``retry_after`` seconds). ``notice`` is for the reader."""
+
+    state: str
+    settings: str  # "seed 7, steps = 2000", as the reader set them
+    position: int | None = None
+    elapsed: float | None = None
+    notice: str | None = None
+    retry_after: int | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.state in (QUEUED, RUNNING)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "settings": self.settings, "position": self.position,
+                "elapsed": None if self.elapsed is None else round(self.elapsed, 1),
+                "notice": self.notice, "retry_after": self.retry_after}
+
+
 @dataclass
 class Outcome:
-    """An answer shown with one view: its evaluation (one run: the view's seed)."""
+    """An answer shown with one view: its evaluation (one run: the view's seed).
+
+    For a view at other settings, ``rerun`` says how that rerun stands. While it is not done
+    (or when it failed, or was refused) the outcome shows the answer's own results: ``view``
+    is then the answer's own and ``asked`` the view asked for. When it is done, ``own`` is the
+    answer's own outcome, which its results are compared with."""
 
     view: View
     evaluation: Evaluation
+    asked: View | None = None
+    rerun: Rerun | None = None
+    own: "Outcome | None" = None
+
+    @property
+    def shown_for(self) -> View:
+        """The view the reader asked for (its URL), whatever results are shown."""
+        return self.asked if self.asked is not None else self.view
 
     @property
     def answer(self) -> Answer:
@@ -291,25 +344,14 @@ class Outcome:
     def keep_for(self) -> float:
         """Seconds to keep this in memory: for ever, until what is being computed may be
         done, until its findings' sample may be computed, or until a failure is worth trying
-        again."""
+        again; not at all while a rerun waits or runs."""
+        if self.rerun is not None and (self.rerun.pending or self.rerun.state == BUSY):
+            return 0
         if self.computing:
             return COMPUTING_RECHECK
         if self.evaluation.pending:
             return PENDING_RECHECK
         return math.inf if self.complete else RETRY_FAILED_AFTER
-
-
-class Busy(Exception):
-    """A view that needs new computations while every computing slot is taken: the request
-    can be repeated shortly (and is then served from the cache if someone computed it)."""
-
-    def __init__(self, answer: Answer, demos: list[str]):
-        super().__init__(
-            f"Showing '{answer.slug}' with these settings needs new computations "
-            f"({', '.join(demos)}), and the service is busy computing other settings. "
-            f"Try again in a few seconds; the answer with its own settings is available now.")
-        self.answer = answer
-        self.demos = demos
 
 
 class NotYet(Exception):
@@ -320,27 +362,6 @@ class NotYet(Exception):
         super().__init__(f"Demonstration '{demo}' of '{answer.slug}' is still being computed; "
                          "try again in a few seconds.")
         self.answer = answer
-
-
-class ComputeSlots:
-    """At most ``slots`` computations for other views at once in this process (at least 1).
-
-    Every new seed or parameter set in a URL costs a computation of up to the demonstration
-    time limit; without a bound, a burst of such URLs would keep every server thread busy
-    computing and leave none to serve the pages everyone reads. Views with the answers' own
-    settings are not counted: they never compute in a request (the ``Sampler`` does)."""
-
-    def __init__(self, slots: int):
-        if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
-            raise ValueError(f"compute slots must be an integer >= 1, got {slots!r}")
-        self._free = threading.BoundedSemaphore(slots)
-
-    def try_take(self) -> bool:
-        """Take a slot if one is free, without waiting."""
-        return self._free.acquire(blocking=False)
-
-    def give_back(self) -> None:
-        self._free.release()
 
 
 class SearchUnavailable(Exception):
@@ -519,6 +540,20 @@ class Sampler:
                     queue.pop(slug, None)
 
 
+def _works(result: DemoResult) -> bool:
+    """Whether a demonstration at its own settings works (or is still computing): a rerun's
+    failure is then the failure of the rerun's settings."""
+    return result.error is None or isinstance(result, Computing)
+
+
+def _standing(settings: str, states: list[JobState]) -> Rerun:
+    """How a rerun stands from its jobs' states: running if any runs, else queued."""
+    running = [state.elapsed or 0.0 for state in states if state.state == RUNNING]
+    if running:
+        return Rerun(RUNNING, settings, elapsed=max(running))
+    return Rerun(QUEUED, settings, position=min(state.position or 1 for state in states))
+
+
 def check_data_dir(data_dir: Path) -> bool:
     """Whether the data folder can be written (made if missing). ConfigError, one line, when it
     cannot be used at all; a read-only (or full) folder is served as it is, with a warning."""
@@ -561,8 +596,7 @@ class Site:
         limits = Limits(cpu_seconds=settings.demo_cpu, memory_mib=settings.demo_memory)
         self.executor = Executor(self.cache, timeout=settings.demo_timeout, limits=limits)
         self.reader = self.executor.but(compute=False)  # pages: what is computed, no more
-        self.rerunner = self.executor.but(wait=False)  # reruns: compute, wait for no one
-        self.compute_slots = ComputeSlots(settings.compute_slots)
+        self.jobs = open_queue(settings, self.executor)  # reruns
         self.outcomes = MemoCache(settings.memo_size)  # (slug, view, generation) -> Outcome
         self.pages = MemoCache(settings.memo_size)  # rendered pages, keyed by kb.web
         self.figures = MemoCache(settings.memo_size)  # (slug, figure, format, view, generation)
@@ -572,28 +606,40 @@ class Site:
     def search(self, query: str, limit: int) -> SearchResults:
         return self.index.search(query, limit)
 
-    def outcome(self, answer: Answer, view: View, generation: int) -> Outcome:
+    def outcome(self, answer: Answer, view: View, generation: int, client: str = "local"
+                ) -> Outcome:
         """The answer run with ``view``: demonstrations from the cache, claims evaluated.
-        ``generation``: that of the ``Answers`` the answer came from (part of the key).
+        ``generation``: that of the ``Answers`` the answer came from (part of the key);
+        ``client``: the address a rerun is queued for (its share of the queue).
 
-        At the answer's own settings nothing is computed here: what is missing shows as
-        computing, and the sampler computes it. Another view computes what it needs in this
-        request, within a compute slot: Busy when it needs computations and no slot is free.
+        Nothing is computed here. At the answer's own settings what is missing shows as
+        computing, and the sampler computes it. Another view's missing results are jobs on
+        the queue: until they are done (``KB_RERUN_WAIT`` seconds at most are waited here),
+        or when they failed or are refused, the answer's own results are shown with the
+        rerun's state.
         """
+        own = self.outcomes.get_or_make((answer.slug, View(), generation),
+                                        lambda: self._read(answer, View(), generation),
+                                        keep_for=Outcome.keep_for)
+        if view == View():
+            return own
+        settings = settings_text(view.seed, view.overrides_dict())
         key = (answer.slug, view, generation)
         kept = self.outcomes.peek(key)
-        if kept is not None:
-            return kept
-        if view != View():
-            missing = self.executor.to_compute(answer, view.seed, view.overrides_dict())
-            if missing:
-                # Computed outside the memo: others asking for it meanwhile get Busy, or see
-                # it computing, rather than waiting for it.
-                outcome = self._rerun(answer, view, generation, missing)
-                self.outcomes.put(key, outcome, keep_for=Outcome.keep_for)
-                return outcome
-        return self.outcomes.get_or_make(key, lambda: self._read(answer, view, generation),
-                                         keep_for=Outcome.keep_for)
+        if kept is None:
+            rerun = self._rerun(answer, view, settings, client)
+            if rerun is not None:
+                return dataclasses.replace(own, asked=view, rerun=rerun)
+            kept = self.outcomes.get_or_make(
+                key, lambda: self._evaluate(answer, view, generation, self.reader),
+                keep_for=Outcome.keep_for)
+        reasons = [failure_reason(result.error) for name, result in kept.run.results.items()
+                   if result.error and not isinstance(result, Computing)
+                   and _works(own.run.results[name])]
+        if reasons:
+            return dataclasses.replace(own, asked=view, rerun=Rerun(
+                FAILED, settings, notice=failed_notice(settings, reasons)))
+        return dataclasses.replace(kept, own=own, rerun=Rerun(DONE, settings))
 
     def _read(self, answer: Answer, view: View, generation: int) -> Outcome:
         outcome = self._evaluate(answer, view, generation, self.reader)
@@ -601,14 +647,57 @@ class Site:
             self.sampler.request(answer, own=True)
         return outcome
 
-    def _rerun(self, answer: Answer, view: View, generation: int, missing: list[str]
-               ) -> Outcome:
-        if not self.compute_slots.try_take():
-            raise Busy(answer, missing)
-        try:
-            return self._evaluate(answer, view, generation, self.rerunner)
-        finally:
-            self.compute_slots.give_back()
+    def _rerun(self, answer: Answer, view: View, settings: str, client: str) -> Rerun | None:
+        """None when every result of ``view`` is in the cache (or recorded as failed), after
+        waiting ``KB_RERUN_WAIT`` seconds at most for the jobs that compute them; else how
+        the rerun stands."""
+        jobs = [Job(self.cache.key(demo.experiment, params, seed), demo.experiment, params, seed)
+                for demo, seed, params in
+                self.executor.pending(answer, view.seed, view.overrides_dict())]
+        if not jobs:
+            return None
+        refused = self._refusal(answer, view, settings)
+        if refused is not None:
+            return Rerun(REFUSED, settings, notice=refused)
+        deadline = time.monotonic() + self.settings.rerun_wait
+        while True:
+            try:
+                # A job already waiting or running is not queued again; one that is neither
+                # yet has no result was lost (its process ended): it is queued again.
+                states = [self.jobs.state(job) or self.jobs.submit(job, client) for job in jobs]
+            except QueueFull as exc:
+                return Rerun(BUSY, settings, retry_after=exc.retry_after,
+                             notice=full_notice(settings, exc.total, exc.retry_after))
+            if time.monotonic() >= deadline:
+                return _standing(settings, states)
+            time.sleep(RERUN_POLL)
+            jobs = [job for job in jobs
+                    if not self.cache.settled(job.experiment, job.params, job.seed)]
+            if not jobs:
+                return None
+
+    def _refusal(self, answer: Answer, view: View, settings: str) -> str | None:
+        """Why ``view`` is not computed at all: a demonstration estimated to take longer than
+        the time limit, from how long it took with its own settings; None: it may run."""
+        budget = REFUSE_ABOVE * self.settings.demo_timeout
+        # The own settings were timed on this machine, perhaps when it was idle; a machine
+        # with more runnable processes than cores now is that much slower.
+        slower = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+        for demo, seed, params in self.executor.pending(answer, view.seed,
+                                                        view.overrides_dict()):
+            own_params = get_experiment(demo.experiment).resolve(demo.params)
+            try:
+                own = self.cache.read(demo.experiment, own_params, demo.seed)
+            except ComputationFailed:
+                own = None
+            if own is None:  # not timed yet: nothing to estimate from
+                continue
+            guess = estimate(own_params, own.seconds * slower, params)
+            if guess.seconds > budget:
+                return refused_notice(settings, demo.name, guess, own.seconds * slower,
+                                      self.settings.demo_timeout,
+                                      suggestion(guess, params, own_params, budget))
+        return None
 
     def _evaluate(self, answer: Answer, view: View, generation: int, executor: Executor
                   ) -> Outcome:
@@ -649,10 +738,9 @@ class Site:
         kept = self.figures.peek(key)
         if kept is not None:
             return kept
-        # A rerun computes here, before the memo: a request for the same figure meanwhile
-        # gets Busy or sees it computing instead of waiting for it.
-        result = self.outcome(answer, view, generation).run.results[demo.name]
-        if isinstance(result, Computing):
+        outcome = self.outcome(answer, view, generation)
+        result = outcome.run.results[demo.name]
+        if outcome.asked is not None or isinstance(result, Computing):  # a rerun not done
             raise NotYet(answer, demo.name)
         return self.figures.get_or_make(
             key, lambda: figure_bytes(self.cache, demo, result, spec, fmt))

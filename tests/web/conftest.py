@@ -159,7 +159,9 @@ def answers_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path, answers_dir: Path) -> Settings:
-    return Settings(answers_dir=answers_dir, data_dir=tmp_path / "data")
+    # A rerun's request waits for its job long enough to show its results (as quick reruns
+    # do in service); tests of the states of a rerun not done yet set rerun_wait=0.
+    return Settings(answers_dir=answers_dir, data_dir=tmp_path / "data", rerun_wait=30.0)
 
 
 @pytest.fixture

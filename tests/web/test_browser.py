@@ -38,7 +38,7 @@ def test_search_open_answer_and_rerun_with_another_seed(browser, live_url, tmp_p
     # Rerun with seed 3: the URL says so (without the unchanged parameters), values change.
     page.fill("input[name=seed]", "3")
     page.click("form.rerun-form button[type=submit]")
-    page.wait_for_url("**/a/noise?seed=3#rerun")
+    page.wait_for_url("**/a/noise?seed=3#first-change")
     assert page.locator("#claim-mean-huge .claim-seeds").inner_text() == "3"
     assert page.locator("#claim-mean-huge .claim-reading").inner_text() != first_mean
     assert page.locator("#claim-spread-positive .claim-mark").inner_text() == "✓"

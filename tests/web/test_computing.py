@@ -1,6 +1,6 @@
 """Views at an answer's own settings never compute in their request: what is not computed yet
 shows as computing (page, JSON and figures), the sampler computes it in the background, and
-the next view shows it. Reruns compute in their own request."""
+the next view shows it. Reruns are jobs (tests/web/test_reruns.py)."""
 from __future__ import annotations
 
 import threading
@@ -8,7 +8,6 @@ import threading
 import pytest
 
 import kb.run.executor
-import kb.web.app
 import kb.web.site
 
 
@@ -74,41 +73,8 @@ def test_a_page_being_computed_is_looked_at_again_within_seconds(app, client, an
     assert outcome.computing == ["d"] and outcome.keep_for() == kb.web.site.COMPUTING_RECHECK
 
 
-def test_a_rerun_computes_in_its_own_request(client):
+def test_a_quick_rerun_is_shown_in_its_own_response(client):
     body = client.get("/api/answers/noise?seed=11").get_json()
     assert body["computing"] == [] and body["demonstrations"][0]["seed"] == 11
     assert body["demonstrations"][0]["error"] is None
-
-
-@pytest.mark.parametrize("slots, status", [(1, 503), (2, 200)])
-def test_requests_for_a_rerun_being_computed_do_not_wait_for_it(settings, monkeypatch, slots,
-                                                                status):
-    app = kb.web.app.create_app(settings.replace(compute_slots=slots), TESTING=True)
-    app.extensions["kb"].warm(samples=False, figures=False)
-    started, release = threading.Event(), threading.Event()
-    compute = kb.run.executor.compute_isolated
-
-    def held(*args, **kwargs):
-        started.set()
-        assert release.wait(60), "never released"
-        return compute(*args, **kwargs)
-
-    monkeypatch.setattr(kb.run.executor, "compute_isolated", held)
-    first = threading.Thread(target=app.test_client().get, args=("/a/noise?seed=5",))
-    first.start()
-    try:
-        assert started.wait(60)
-        for url in ("/a/noise?seed=5", "/api/answers/noise?seed=5",
-                    "/a/noise/figures/samples-plot.png?seed=5"):
-            response = app.test_client().get(url)  # answered while the first still computes
-            assert first.is_alive()
-            # Busy (no slot), or computing elsewhere: a figure cannot be drawn yet either way.
-            assert response.status_code == (503 if ".png" in url else status), url
-            if response.status_code == 200:
-                assert "is being computed" in response.get_data(as_text=True)
-    finally:
-        release.set()
-        first.join(60)
-    # Computing pages are kept COMPUTING_RECHECK seconds; looked at afresh, it is there.
-    assert "is being computed" not in fresh_view(app, app.test_client(), "/a/noise?seed=5"
-                                                 ).get_data(as_text=True)
+    assert body["rerun"]["state"] == "done" and body["rerun"]["settings"] == "seed 11"

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 import kb.run.executor
 from engine.registry import Param, ParameterError, experiment
 from kb.config import PROJECT_ROOT
+from kb.jobs.queue import QueueFull
 from kb.web.app import create_app
 from kb.web.edges import PAGE_POLICY, SVG_POLICY, well_formed_host
 from kb.web.site import AnswerStore, parse_view
@@ -110,16 +111,16 @@ def test_svg_figures_keep_their_inline_styles_and_nothing_else(client):
     assert "script-src" not in SVG_POLICY and "default-src 'none'" in SVG_POLICY
 
 
-def test_405_and_busy_responses_carry_them_too(app, client):
+def test_405_and_busy_responses_carry_them_too(app, client, monkeypatch):
     assert_security_headers(client.post("/a/noise"))
-    slots = app.extensions["kb"].compute_slots
-    assert slots.try_take()
-    try:
-        busy = client.get("/a/noise?d.n=77")
-        assert busy.status_code == 503
-        assert_security_headers(busy)
-    finally:
-        slots.give_back()
+
+    def full(job, client):
+        raise QueueFull(total=True)
+
+    monkeypatch.setattr(app.extensions["kb"].jobs, "submit", full)
+    busy = client.get("/a/noise?d.n=77")
+    assert busy.status_code == 503
+    assert_security_headers(busy)
 
 
 @pytest.mark.parametrize("url", ["/", "/search?q=noise", "/a/noise", "/a/broken",

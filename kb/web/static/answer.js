@@ -34,4 +34,43 @@
       form.querySelectorAll("[disabled]").forEach(function (field) { field.disabled = false; });
     });
   }
+  // A rerun waiting or computing: keep its status current from the page's JSON twin (which
+  // waits a moment for the job itself), then load the page again when it is no longer
+  // pending: with the new results, landing on the first changed one (or with the notice).
+  var status = document.querySelector(".rerun-status[data-poll]");
+  if (status) {
+    var text = status.querySelector(".rerun-text");
+    var shown = null, since = Date.now();
+    var describe = function (rerun) {
+      if (rerun.state === "running") {
+        var seconds = Math.round((rerun.elapsed || 0) + (Date.now() - since) / 1000);
+        return "Computing with " + rerun.settings + ": " + seconds + " s \u2026";
+      }
+      return "Rerun with " + rerun.settings + ": waiting to be computed, number " +
+        rerun.position + " in the queue \u2026";
+    };
+    var tick = setInterval(function () { if (shown) { text.textContent = describe(shown); } }, 1000);
+    var land = function () {
+      clearInterval(tick);
+      history.scrollRestoration = "manual";
+      location.replace(location.pathname + location.search + "#first-change");
+      location.reload();
+    };
+    var poll = function () {
+      fetch(status.dataset.poll, { headers: { Accept: "application/json" }, cache: "no-store" })
+        .then(function (response) { return response.json(); })
+        .then(function (body) {
+          var rerun = body.rerun;
+          if (!rerun || (rerun.state !== "queued" && rerun.state !== "running")) { land(); return; }
+          shown = rerun;
+          since = Date.now();
+          text.textContent = describe(rerun);
+          setTimeout(poll, 1000);
+        }, function () { setTimeout(poll, 3000); });  // offline a moment: try again
+    };
+    setTimeout(poll, 1000);
+  }
+  // Landed after a rerun: show the first changed result (scrolling was left to this script).
+  var first = location.hash === "#first-change" && document.getElementById("first-change");
+  if (first) { first.scrollIntoView({ block: "center" }); }
 })();
