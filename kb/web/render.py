@@ -165,7 +165,7 @@ def claim_html(outcome: ClaimOutcome) -> Markup:
         measure = Markup(
             '<p class="claim-measure">Measured: <span class="claim-reading">{reading}</span>'
             '{worst} · {seeds}</p><details class="claim-how"><summary>How it is checked'
-            '</summary><p><code class="claim-check">{check}</code></p>'
+            '</summary><p><code class="claim-condition">{check}</code></p>'
             '<p class="claim-detail">{detail}</p>{quantity}</details>'
         ).format(reading=outcome.reading, worst=worst, seeds=seeds,
                  check=outcome.claim.condition, detail=outcome.detail, quantity=quantity)

@@ -133,7 +133,7 @@ def test_claim_box_shows_mark_measurement_and_seeds(holds, mark, state):
         assert "Measured: <span class=\"claim-reading\">2.5 (needs above 2)</span> at seed 1" in measure
         assert "d.x" not in measure
         how = html[html.index('<details class="claim-how">'):html.index("</details>")]
-        assert '<code class="claim-check">d.x &gt; 2</code>' in how
+        assert '<code class="claim-condition">d.x &gt; 2</code>' in how
         assert '<p class="claim-detail">d.x = 2.5 (needs &gt; 2)</p>' in how
     assert "Batch norm &lt;helps&gt;." in html  # text is escaped
 
