@@ -93,6 +93,7 @@ class Answer:
     errors: list[AnswerError] = field(default_factory=list)  # non-fatal, shown in an error box
     seeds: tuple[int, ...] = ()  # the sample its findings are measured on (front matter)
     source: str = "forum"  # where the question comes from: "forum" (its thread) or "learners"
+    topic: str = ""  # the home page section listing it (one of kb.answers.parse.TOPICS)
     # The file as the parser read it, split once (kb.answers.regions); empty when made by hand.
     regions: tuple[Region, ...] = field(default=(), repr=False)
 

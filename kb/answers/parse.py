@@ -41,11 +41,27 @@ SLUG = re.compile(r"[a-z0-9-]+")
 SUMMARY_LIMIT = 250
 FRONT_MATTER_REQUIRED = ("slug", "title", "question", "thread", "summary")
 FRONT_MATTER_LISTS = ("tags", "aliases", "related")
-FRONT_MATTER_OPTIONAL = ("seeds", "source")
+FRONT_MATTER_OPTIONAL = ("seeds", "source", "topic")
+# The home page's sections, in the order a learner meets the questions (what batch norm
+# computes, then why it helps, then how it behaves in practice). Every answer names one; one
+# that does not is listed last, under OTHER_TOPIC.
+TOPICS = (
+    "What batch norm computes",
+    "Internal covariate shift",
+    "Why it speeds up training",
+    "Noise and regularization",
+    "Training and inference",
+    "Where it goes, and the alternatives",
+)
+OTHER_TOPIC = "More questions"
 # Where a question comes from: a forum thread (named by `thread`), or what learners commonly
-# ask next (no thread; such answers are grouped under LEARNER_QUESTIONS).
+# ask next (no thread of their own: their `thread` reads LEARNER_QUESTIONS).
 SOURCES = ("forum", "learners")
 LEARNER_QUESTIONS = "Common learner questions"
+FRONT_MATTER_CHOICES = {  # keys taking one of a few values: what the key says, the values
+    "source": ("where the question comes from", SOURCES),
+    "topic": ("the home page section that lists the answer", TOPICS),
+}
 # A finding's sample: enough seeds for its interval to mean something, few enough to check.
 MIN_SEEDS, MAX_SEEDS = 10, 200
 CLAIM_KINDS = ("finding", "check")
@@ -245,6 +261,7 @@ class _AnswerParser:
             summary=meta["summary"],
             seeds=meta["seeds"],
             source=meta["source"],
+            topic=meta["topic"],
             body="".join(region.text for region in body),
             body_line=front.end_line + 1 if front is not None else 1,
             demonstrations=demos,
@@ -271,6 +288,7 @@ class _AnswerParser:
         meta.update({key: [] for key in FRONT_MATTER_LISTS})
         meta["seeds"] = ()
         meta["source"] = "forum"
+        meta["topic"] = OTHER_TOPIC
         meta["slug"] = stem
         meta["title"] = stem
         if front is None:
@@ -288,13 +306,14 @@ class _AnswerParser:
                     meta[key] = value
                 else:
                     self.errors.append(AnswerError(line, f"'{key}' must be a list of text"))
-            elif key == "source":
-                if value in SOURCES:
+            elif key in FRONT_MATTER_CHOICES:
+                meaning, choices = FRONT_MATTER_CHOICES[key]
+                if value in choices:
                     meta[key] = value
                 else:
                     self.errors.append(AnswerError(
-                        line, f"'source' is where the question comes from: one of "
-                              f"{', '.join(SOURCES)}, got {value!r}"))
+                        line, f"'{key}' is {meaning}: one of "
+                              f"{', '.join(repr(c) for c in choices)}; got {value!r}"))
             elif key == "seeds":
                 if type(value) is int and MIN_SEEDS <= value <= MAX_SEEDS:
                     meta[key] = tuple(range(value))

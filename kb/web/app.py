@@ -29,7 +29,6 @@ from kb.web.lookup import not_found
 from kb.web.pages import pages
 from kb.web.render import error_box
 from kb.web.site import NotYet, SearchUnavailable, Site
-from kb.web.urls import answer_url, thread_anchor
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app.register_error_handler(NotYet, _not_yet)
     app.register_error_handler(SearchUnavailable, _search_unavailable)
     app.register_error_handler(Exception, _unexpected_error)
-    app.jinja_env.globals.update(error_box=error_box, thread_anchor=thread_anchor,
+    app.jinja_env.globals.update(error_box=error_box,
                                  max_query=MAX_QUERY_CHARS, max_seed=MAX_SEED)
     return app
 

@@ -16,8 +16,8 @@ from flask import url_for
 
 from engine.catalog import get_experiment
 from engine.registry import ParameterError
-from kb.answers.parse import SUMMARY_LIMIT
 from kb.answers.numbers import powers_of_ten
+from kb.answers.parse import OTHER_TOPIC, SUMMARY_LIMIT, TOPICS
 from kb.answers.plaintext import plain_text
 from kb.answers.stats import Effect
 from kb.model import Answer
@@ -27,7 +27,7 @@ from kb.web.render import (
 )
 from kb.web.site import Outcome, View
 from kb.web.urls import (
-    answer_ref, answer_url, figure_url, public_url, site, thread_anchor, with_query,
+    answer_ref, answer_url, figure_url, public_url, site, topic_anchor, with_query,
 )
 
 
@@ -44,22 +44,36 @@ class Context:
         return {**self.data, **self.extra}
 
 
+SITE_DESCRIPTION = (
+    "Questions learners ask about batch normalization, each answered with measurements: every "
+    "number, figure and claim is recomputed by a small numpy batch-norm engine and checked."
+)
+
+
 def index_context() -> Context:
-    """Every answer, grouped by forum thread, threads and answers in alphabetical order."""
-    by_thread: dict[str, list[Answer]] = {}
+    """Every answer under its topic: topics in the order of ``TOPICS`` (a learner's order),
+    answers by title. Forum threads are not sections: each answer names its own."""
+    by_topic: dict[str, list[Answer]] = {}
     for answer in site().answers.current().all():
-        by_thread.setdefault(answer.thread, []).append(answer)
-    threads = [
+        by_topic.setdefault(answer.topic or OTHER_TOPIC, []).append(answer)
+    order = {topic: i for i, topic in enumerate(TOPICS)}
+    topics = [
         {
-            "thread": thread,
+            "topic": topic,
+            "anchor": topic_anchor(topic),
             "answers": [
-                {**answer_ref(a), "summary": plain_text(a.summary)}
+                {**answer_ref(a), "summary": plain_text(a.summary), "thread": a.thread}
                 for a in sorted(members, key=lambda a: a.title.lower())
             ],
         }
-        for thread, members in sorted(by_thread.items(), key=lambda item: item[0].lower())
+        for topic, members in sorted(by_topic.items(),
+                                     key=lambda item: (order.get(item[0], len(TOPICS)), item[0]))
     ]
-    return Context({"threads": threads}, {"json_url": url_for("api.answers")})
+    return Context({"topics": topics}, {
+        "json_url": url_for("api.answers"),
+        "description": SITE_DESCRIPTION,
+        "site_url": public_url(url_for("pages.index")),
+    })
 
 
 def search_context(query: str, limit: int) -> Context:
@@ -90,6 +104,8 @@ def answer_context(outcome: Outcome, refused: ParameterError | None = None,
         "title": answer.title,
         "question": answer.question,
         "thread": answer.thread,
+        "source": answer.source,
+        "topic": answer.topic or OTHER_TOPIC,
         "summary": plain_text(answer.summary),
         "tags": answer.tags,
         "url": url,
@@ -108,7 +124,7 @@ def answer_context(outcome: Outcome, refused: ParameterError | None = None,
     main_figure = figures[0] if figures else None
     extra = {
         "description": description,
-        "thread_url": url_for("pages.index") + "#" + thread_anchor(answer.thread),
+        "topic_url": url_for("pages.index") + "#" + topic_anchor(answer.topic or OTHER_TOPIC),
         "plain_url": answer_url(answer.slug),
         "json_url": with_query(url_for("api.answer", slug=answer.slug), shown_for),
         "canonical_url": public_url(answer_url(answer.slug)),

@@ -35,9 +35,9 @@ def figure_url(slug: str, name: str, fmt: str, view: View) -> str:
     return with_query(url_for("pages.figure", slug=slug, name=name, fmt=fmt), view)
 
 
-def thread_anchor(thread: str) -> str:
-    """The id of a forum thread's section on the home page."""
-    return "thread-" + slugify(thread)
+def topic_anchor(topic: str) -> str:
+    """The id of a topic's section on the home page."""
+    return "topic-" + slugify(topic)
 
 
 def answer_ref(answer: Answer) -> dict:

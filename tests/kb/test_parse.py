@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kb.model import AnswerError
-from kb.answers.parse import load_answer, load_answers, parse_answer
+from kb.answers.parse import OTHER_TOPIC, TOPICS, load_answer, load_answers, parse_answer
+from kb.config import PROJECT_ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -527,6 +528,22 @@ FRONT_MATTER_PROBLEMS = [
         "'title' is given twice",
     ),
     (
+        "unknown topic",
+        """\
+        ---
+        slug: fm
+        title: T
+        question: Q
+        thread: Th
+        topic: Batch norm tricks
+        summary: S
+        ---
+        """,
+        "topic: Batch norm tricks",
+        "'topic' is the home page section that lists the answer: one of 'What batch norm "
+        "computes', 'Internal covariate shift',",
+    ),
+    (
         "missing title",
         """\
         ---
@@ -833,4 +850,28 @@ def test_a_forum_question_still_needs_its_thread_and_sources_are_checked(write_a
     with pytest.raises(AnswerError) as caught:
         parse_answer(path)
     assert caught.value.location.line == line_of(path, "source: blog")
-    assert "one of forum, learners, got 'blog'" in caught.value.message
+    assert "one of 'forum', 'learners'; got 'blog'" in caught.value.message
+
+
+@pytest.mark.parametrize("topic_line, topic", [
+    ("topic: Training and inference", "Training and inference"),
+    ("", OTHER_TOPIC),  # listed last on the home page
+])
+def test_topic_names_the_home_page_section(write_answer, topic_line, topic):
+    path = write_answer("topical", "Text.\n", front=f"""\
+        ---
+        slug: topical
+        title: T
+        question: Q?
+        thread: Th
+        {topic_line}
+        summary: S.
+        ---
+        """)
+    assert parse_answer(path).topic == topic
+
+
+def test_every_answer_of_the_knowledge_base_names_a_topic():
+    answers = load_answers(PROJECT_ROOT / "answers")
+    assert {a.slug: a.topic for a in answers if a.topic not in TOPICS} == {}
+    assert {a.topic for a in answers} == set(TOPICS)  # no topic left empty

@@ -51,6 +51,7 @@ slug: noise
 title: How noisy are the samples?
 question: When we draw a few samples, how far is their mean from zero?
 thread: Why does batch norm work?
+topic: Noise and regularization
 tags: [noise, samples]
 aliases: [sample-noise]
 related: [plain, broken]
@@ -105,6 +106,7 @@ slug: plain
 title: A plain answer without demonstrations
 question: Is there an answer with nothing to run?
 thread: Batch Normalization Intuition
+topic: What batch norm computes
 tags: []
 aliases: []
 related: [noise]

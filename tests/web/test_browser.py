@@ -20,8 +20,8 @@ def test_search_open_answer_and_rerun_with_another_seed(browser, live_url, tmp_p
     page.on("console", lambda message: refused.append(message.text)
             if "Content Security Policy" in message.text else None)
     page.goto(f"{live_url}/")
-    page.fill("main input[name=q]", "noisy samples")
-    page.press("main input[name=q]", "Enter")
+    page.fill("header input[name=q]", "noisy samples")
+    page.press("header input[name=q]", "Enter")
     page.wait_for_url("**/search?q=noisy+samples")
     assert page.locator("ol.results mark").count() > 0  # highlighted snippet
     page.click("text=How noisy are the samples?")

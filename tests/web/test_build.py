@@ -94,7 +94,7 @@ def test_link_previews_and_json_carry_absolute_urls_under_the_base(site):
     urls = [data["url"], *(f[k] for f in data["figures"] for k in ("svg", "svg_phone", "png")),
             *(r["url"] for r in data["related"])]
     listed = json.loads((out / "api/answers.json").read_text())
-    urls += [a["url"] for t in listed["threads"] for a in t["answers"]]
+    urls += [a["url"] for t in listed["topics"] for a in t["answers"]]
     for url in urls:
         assert url.startswith(BASE), url
         assert (out / url[len(BASE):]).is_file(), url

@@ -83,8 +83,8 @@ def visit_site(browser, site_url: str) -> None:
     assert page.evaluate("""() => { const r = document.getElementById('claim-mean-huge')
                                     .getBoundingClientRect(); return r.top >= -1 &&
                                     r.top < window.innerHeight; }""")
-    page.click(".thread-line a")  # to the home page's section of the answer's thread
-    page.wait_for_url(re.compile(re.escape(site_url + "index.html#thread-")))
+    page.click(".thread-line a")  # to the home page's section of the answer's topic
+    page.wait_for_url(re.compile(re.escape(site_url + "index.html#topic-")))
     page.goto(site_url + "search.html?q=zzzzqqq")
     page.locator("main p", has_text="No answer matches").wait_for()
 

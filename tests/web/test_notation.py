@@ -81,7 +81,7 @@ def test_plain_text_fields_carry_the_math_as_unicode(client):
     assert data["figures"][0]["caption"] == "Samples with |γ| = 1 and β = 0, against σB."
     assert data["claims"][0]["text"] == "The spread σ is positive, not d.spread."
     home = client.get("/api/answers").get_json()
-    summaries = [a["summary"] for t in home["threads"] for a in t["answers"] if a["slug"] == "math"]
+    summaries = [a["summary"] for t in home["topics"] for a in t["answers"] if a["slug"] == "math"]
     assert summaries == [summary]
 
 

@@ -76,27 +76,42 @@ def test_healthz(client):
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
 
 
-def test_index_has_a_search_box_and_every_question_grouped_by_thread(client):
+def test_index_has_one_search_box_and_every_question_grouped_by_topic(client):
     index = page(client, "/")
-    assert index.find("form", action="/search", method="get")
-    assert index.find("input", name="q", type="search")
+    assert len(index.find("form", action="/search", method="get")) == 1
+    assert len(index.find("input", name="q", type="search")) == 1
     assert "viewport" in index.meta and "width=device-width" in index.meta["viewport"]
-    assert index.ids.index("thread-batch-normalization-intuition") < index.ids.index(
-        "thread-why-does-batch-norm-work")
+    # Topics in the order of kb.answers.parse.TOPICS; an answer without one comes last.
+    sections = [i for i in index.ids if i.startswith("topic-") and not i.endswith("-title")]
+    assert sections == ["topic-what-batch-norm-computes", "topic-noise-and-regularization",
+                        "topic-more-questions"]
     html = client.get("/").get_data(as_text=True)
-    intuition = html[html.index('id="thread-batch-normalization-intuition"'):
-                     html.index('id="thread-why-does-batch-norm-work"')]
-    assert "/a/broken" in intuition and "/a/plain" in intuition and "/a/noise" not in intuition
-    assert "/a/noise" in html[html.index('id="thread-why-does-batch-norm-work"'):]
+    first = html[html.index('id="topic-what-batch-norm-computes"'):
+                 html.index('id="topic-noise-and-regularization"')]
+    assert "/a/plain" in first and "/a/noise" not in first and "/a/broken" not in first
+    assert "/a/broken" in html[html.index('id="topic-more-questions"'):]
+    assert "Batch Normalization Intuition" not in index.text  # threads are not sections
+
+
+def test_index_describes_the_site_for_link_previews(client):
+    index = page(client, "/")
+    assert index.meta["og:type"] == "website"
+    assert index.meta["og:url"] == "http://localhost/"
+    assert index.meta["og:title"] == "Batch norm, answered"
+    assert index.meta["description"] == index.meta["og:description"]
+    assert "batch normalization" in index.meta["description"]
+    assert {"rel": "canonical", "href": "http://localhost/"} in index.links
 
 
 def test_index_json_twin_groups_the_same_answers(client):
-    threads = client.get("/api/answers").get_json()["threads"]
-    assert {t["thread"]: [a["slug"] for a in t["answers"]] for t in threads} == {
-        "Batch Normalization Intuition": ["broken", "plain"],
-        "Why does batch norm work?": ["noise"],
-    }
-    assert threads[0]["answers"][0]["url"] == "http://localhost/a/broken"
+    topics = client.get("/api/answers").get_json()["topics"]
+    assert [(t["topic"], [a["slug"] for a in t["answers"]]) for t in topics] == [
+        ("What batch norm computes", ["plain"]),
+        ("Noise and regularization", ["noise"]),
+        ("More questions", ["broken"]),
+    ]
+    assert topics[0]["answers"][0]["url"] == "http://localhost/a/plain"
+    assert topics[0]["answers"][0]["thread"] == "Batch Normalization Intuition"
 
 
 def test_pages_fetch_nothing_from_elsewhere(client):
@@ -438,7 +453,8 @@ def test_related_answers_and_source_thread_close_the_page(client):
     html = client.get("/a/noise").get_data(as_text=True)
     related = html[html.index('id="related"'):]
     assert "http://localhost/a/plain" in related and "http://localhost/a/broken" in related
-    assert "/#thread-why-does-batch-norm-work" in answer.anchors
+    assert "the forum thread “Why does batch norm work?”" in Page(related).text
+    assert "/#topic-noise-and-regularization" in answer.anchors
 
 
 # --- broken answers and changes on disk ---------------------------------------------------
