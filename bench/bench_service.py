@@ -13,9 +13,12 @@ project's answers/ and .kb/), computing any missing demonstration first (not tim
    keep-alive connections of a small asyncio client in this file, ``--seconds`` per route
    (in turns of a few seconds, so that every route shares the machine's other work alike):
    requests per second, p50/p99 and errors for /healthz (the floor: the same app doing almost
-   nothing), answer pages (plain, and gzipped as browsers ask), searches and figure PNGs.
-   Target: answer pages at >= 50% of the floor's rate. Prints tables only; nothing here is
-   a test.
+   nothing), answer pages (plain, and gzipped as browsers ask), searches and figure PNGs,
+   and the CPU time the gunicorn workers spent per request (read from /proc around each
+   turn): on a machine shared with other work the rates follow that work, while the CPU
+   time per request, and the rate it allows (its inverse, as a share of the floor's), do
+   not. Target: answer pages at >= 50% of the floor's rate. Prints tables only; nothing
+   here is a test.
 """
 from __future__ import annotations
 
@@ -144,15 +147,34 @@ async def _client(host: str, port: int, paths: list[str], extra: str, offset: in
 
 @dataclass
 class Load:
-    """What the clients saw on one route, over one or more runs."""
+    """What the clients saw on one route, over one or more runs, and the CPU seconds the
+    server's workers spent meanwhile."""
 
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    cpu: float = 0.0
 
     @property
     def rps(self) -> float:
         return len(self.latencies) / self.seconds
+
+    @property
+    def cpu_per_request(self) -> float:
+        return self.cpu / len(self.latencies)
+
+
+def workers_cpu(master: int) -> float:
+    """CPU seconds (user + system) used so far by the children of process ``master``."""
+    total = 0
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    for pid in children:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except FileNotFoundError:  # a worker that just exited
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def load(host: str, port: int, paths: list[str], clients: int, seconds: float,
@@ -211,19 +233,23 @@ def over_http(settings: Settings, pages: list[str], figures: list[str], args) ->
         loads = {name: Load() for name, _, _ in routes}
         for _ in range(math.ceil(args.seconds / SLICE)):
             for name, paths, headers in routes:
+                cpu_before = workers_cpu(server.pid)
                 load("127.0.0.1", port, paths, args.clients, SLICE, headers, loads[name])
+                loads[name].cpu += workers_cpu(server.pid) - cpu_before
         print(f"{args.clients} concurrent keep-alive clients, {args.seconds:g} s per route "
               f"in turns of {SLICE:g} s; load average before: {load_before:.2f}, "
               f"after: {os.getloadavg()[0]:.2f}")
         print()
-        print("| over HTTP | requests/s | % of floor | p50 ms | p99 ms | errors |")
-        print("|---|---:|---:|---:|---:|---:|")
-        floor = loads[routes[0][0]].rps
+        print("| over HTTP | requests/s | % of floor | p50 ms | p99 ms | errors "
+              "| server CPU µs per request | % of floor by CPU |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        floor = loads[routes[0][0]]
         for name, result in loads.items():
             ms = [s * 1000 for s in result.latencies]
-            print(f"| {name} | {result.rps:.0f} | {100 * result.rps / floor:.0f}% | "
+            print(f"| {name} | {result.rps:.0f} | {100 * result.rps / floor.rps:.0f}% | "
                   f"{percentile(ms, 0.5):.1f} | {percentile(ms, 0.99):.1f} | "
-                  f"{len(result.errors)} |")
+                  f"{len(result.errors)} | {1e6 * result.cpu_per_request:.0f} | "
+                  f"{100 * floor.cpu_per_request / result.cpu_per_request:.0f}% |")
             for error in sorted(set(result.errors))[:5]:
                 print(f"    e.g. {error}")
     finally:
