@@ -124,6 +124,69 @@ def gunicorn_command(port: int, workers: int = 2, threads: int = 4) -> list[str]
             "-b", f"127.0.0.1:{port}", "faults_wsgi:app"]
 
 
+class Servers:
+    """Starts processes, waits for their /healthz, and kills whatever is left at the end."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.started: list[subprocess.Popen] = []
+        self.pids: set[int] = set()
+
+    def start(self, command: list[str], env: dict, port: int | None = None,
+              healthy: bool = True) -> subprocess.Popen:
+        log = open(self.folder / f"process-{len(self.started)}.log", "w")
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.started.append(process)
+        if port is not None and healthy:
+            def up():
+                assert process.poll() is None, self.log(process)
+                try:
+                    return get(f"http://127.0.0.1:{port}/healthz", timeout=5)[0] == 200
+                except OSError:
+                    return False
+
+            wait_until(up, 120, f"{command[:4]} answering /healthz", interval=0.1)
+        return process
+
+    def log(self, process: subprocess.Popen) -> str:
+        index = self.started.index(process)
+        return (self.folder / f"process-{index}.log").read_text()
+
+    def watch(self, process: subprocess.Popen) -> set[int]:
+        """The process and its descendants now; they are killed at the end if still there."""
+        found = {process.pid, *descendants(process.pid)}
+        self.pids |= found
+        return found
+
+    def close(self) -> None:
+        for process in self.started:
+            self.pids |= {process.pid, *descendants(process.pid)} if process.poll() is None \
+                else set()
+        kill_all(self.pids)
+        for process in self.started:
+            process.wait(30)
+
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+def start_redis(servers: "Servers", folder: Path) -> str:
+    """Debian's redis-server on a free loopback port, keeping nothing on disk; its URL."""
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    servers.start([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", "--dir", str(folder)], dict(os.environ))
+
+    def answers() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+        return False
+
+    wait_until(answers, 30, "redis-server answering PING")
+    return f"redis://127.0.0.1:{port}/0"
+
+
 def wait_until(condition, deadline: float, what: str, interval: float = 0.05):
     """Poll ``condition()`` until it is truthy (its value is returned) or ``deadline`` seconds
     pass (AssertionError naming ``what``)."""

@@ -13,6 +13,7 @@ from kb.cli.build import build
 from kb.cli.check import check
 from kb.cli.index import index, search
 from kb.cli.serve import serve
+from kb.cli.worker import worker
 from kb.config import ConfigError, Settings
 
 
@@ -29,7 +30,7 @@ def cli(context: click.Context, answers: str | None, data: str | None) -> None:
         raise click.UsageError(str(exc)) from None
 
 
-for command in (check, serve, index, search, build):
+for command in (check, serve, index, search, build, worker):
     cli.add_command(command)
 
 

@@ -2,7 +2,7 @@
 
 - ``queue``: what a job is, its state, and the interface every backend offers.
 - ``local``: the embedded backend, a pool in the service process (``KB_JOB_WORKERS``).
-- ``rq``: jobs on an RQ queue in Redis (``KB_QUEUE_URL``), run by ``kb worker`` anywhere.
+- ``redis_queue``: jobs on an RQ queue in Redis (``KB_QUEUE_URL``), run by ``kb worker``.
 - ``cost``: what a rerun would cost, estimated from its parameters, to refuse it up front.
 - ``words``: what a reader is told about a rerun.
 
@@ -21,9 +21,9 @@ def open_queue(settings: Settings, executor: Executor) -> JobQueue:
     """The queue of reruns ``settings`` ask for: RQ on ``KB_QUEUE_URL``, else this process's
     own pool of ``KB_JOB_WORKERS``."""
     if settings.queue_url:
-        from kb.jobs.rq import RedisQueue  # only where it is configured: rq is optional
+        from kb.jobs.redis_queue import RedisQueue  # imports rq only where it is used
 
-        return RedisQueue(settings)
+        return RedisQueue(settings, executor.cache)
     from kb.jobs.local import LocalQueue
 
     return LocalQueue(lambda job: run_job(executor, job), settings.job_workers,

@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from engine.catalog import get_experiment
 from engine.registry import ParameterError, UnknownExperimentError, check_seed
@@ -30,6 +30,9 @@ from kb.run.cache import (
     Cache, ComputationFailed, Entry, InProgress, check_values, freeze_values,
 )
 from kb.model import Answer, AnswerRun, Demonstration, DemoResult
+
+if TYPE_CHECKING:
+    from kb.config import Settings
 
 _FORK = multiprocessing.get_context("fork")
 
@@ -206,6 +209,13 @@ class Executor:
         self.limits = limits
         self.compute = compute
         self.wait = wait
+
+    @classmethod
+    def for_settings(cls, cache: Cache | None, settings: "Settings") -> "Executor":
+        """An executor under the service's limits (``KB_DEMO_TIMEOUT``, ``KB_DEMO_CPU``,
+        ``KB_DEMO_MEMORY``): the service's and ``kb worker``'s alike."""
+        return cls(cache, timeout=settings.demo_timeout,
+                   limits=Limits(cpu_seconds=settings.demo_cpu, memory_mib=settings.demo_memory))
 
     def but(self, **changes: Any) -> "Executor":
         """A copy of this executor, sharing its cache, with ``changes`` to its options."""

@@ -48,7 +48,7 @@ from kb.jobs.words import (
 from kb.run.cache import Cache, ComputationFailed
 from kb.config import ConfigError, Settings
 from kb.run.evaluate import Evaluation, evaluate
-from kb.run.executor import Computing, Executor, Limits
+from kb.run.executor import Computing, Executor
 from kb.run.figures import FORMATS, FigureError, figure_bytes, figure_key
 from kb.search.refresh import refresh_index
 from kb.model import Answer, AnswerRun, ClaimOutcome, DemoResult
@@ -593,8 +593,7 @@ class Site:
         self.cache = Cache(settings.cache_dir, failure_ttl=settings.failure_ttl,
                            max_bytes=settings.cache_size * 2**20, protected=self.protected_keys,
                            kept=max(settings.memo_size, 16))
-        limits = Limits(cpu_seconds=settings.demo_cpu, memory_mib=settings.demo_memory)
-        self.executor = Executor(self.cache, timeout=settings.demo_timeout, limits=limits)
+        self.executor = Executor.for_settings(self.cache, settings)
         self.reader = self.executor.but(compute=False)  # pages: what is computed, no more
         self.jobs = open_queue(settings, self.executor)  # reruns
         self.outcomes = MemoCache(settings.memo_size)  # (slug, view, generation) -> Outcome

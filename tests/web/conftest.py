@@ -179,3 +179,13 @@ def app(settings: Settings):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def servers(tmp_path: Path):
+    """Processes a test starts (servers, workers, redis-server), killed at its end."""
+    from faults import Servers  # registers the fault experiments: only where it is used
+
+    started = Servers(tmp_path)
+    yield started
+    started.close()

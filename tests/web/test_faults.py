@@ -8,7 +8,6 @@ point is that something is immediate (the port of a killed server is free within
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,62 +16,12 @@ from urllib.parse import quote
 import pytest
 
 import kb.run.executor
-from faults import (alive, descendants, environment, free_port, get, gunicorn_command,
-                    kb_command, kill_all, pids_in, port_is_free, wait_until, write_answer)
+from faults import (alive, environment, free_port, get, gunicorn_command, kb_command,
+                    pids_in, port_is_free, wait_until, write_answer)
 from kb.web.app import create_app
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(),
                                 reason="watches processes through /proc (Linux)")
-
-
-class Servers:
-    """Starts processes, waits for their /healthz, and kills whatever is left at the end."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.started: list[subprocess.Popen] = []
-        self.pids: set[int] = set()
-
-    def start(self, command: list[str], env: dict, port: int | None = None,
-              healthy: bool = True) -> subprocess.Popen:
-        log = open(self.folder / f"process-{len(self.started)}.log", "w")
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        self.started.append(process)
-        if port is not None and healthy:
-            def up():
-                assert process.poll() is None, self.log(process)
-                try:
-                    return get(f"http://127.0.0.1:{port}/healthz", timeout=5)[0] == 200
-                except OSError:
-                    return False
-
-            wait_until(up, 120, f"{command[:4]} answering /healthz", interval=0.1)
-        return process
-
-    def log(self, process: subprocess.Popen) -> str:
-        index = self.started.index(process)
-        return (self.folder / f"process-{index}.log").read_text()
-
-    def watch(self, process: subprocess.Popen) -> set[int]:
-        """The process and its descendants now; they are killed at the end if still there."""
-        found = {process.pid, *descendants(process.pid)}
-        self.pids |= found
-        return found
-
-    def close(self) -> None:
-        for process in self.started:
-            self.pids |= {process.pid, *descendants(process.pid)} if process.poll() is None \
-                else set()
-        kill_all(self.pids)
-        for process in self.started:
-            process.wait(30)
-
-
-@pytest.fixture
-def servers(tmp_path: Path):
-    started = Servers(tmp_path)
-    yield started
-    started.close()
 
 
 @pytest.fixture
