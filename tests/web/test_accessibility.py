@@ -112,9 +112,9 @@ FOCUS_STATE = """() => {
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_keyboard_reaches_every_control_with_a_visible_focus(browser, live_url, scheme):
-    """Tab from the top of an answer page to its end: the search box, the table of contents,
-    every field and the button of the rerun form and the share box are reached, and every
-    element that takes the focus shows it."""
+    """Tab from the top of an answer page to its end: the skip link first, then the search
+    box, the table of contents, every field and the button of the rerun form and the share
+    box are reached, and every element that takes the focus shows it."""
     context = browser.new_context(color_scheme=scheme)
     page = context.new_page()
     page.goto(f"{live_url}/a/noise?seed=3")
@@ -131,6 +131,7 @@ def test_keyboard_reaches_every_control_with_a_visible_focus(browser, live_url, 
     context.close()
     hidden = [state for state in reached if not state["shown"]]
     assert hidden == [], f"focused without a visible indicator: {hidden}"
+    assert reached[0]["href"] == "#content", "the first stop skips to the content"
     assert any(s["tag"] == "input" and s["name"] == "q" for s in reached), "search box"
     assert sum(s["inToc"] for s in reached) == toc_links
     assert sum(s["inForm"] for s in reached) == rerun_fields > 0
