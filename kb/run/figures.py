@@ -48,7 +48,7 @@ class Rendering:
     fmt: str  # "svg" or "png"
     size: tuple[float, float] | None = None  # inches, fixed; None: the style's, or the drawer's
     dpi: float = 100
-    stacked: bool = False  # panels side by side go one below the other, each this tall
+    stacked: bool = False  # panels side by side go one below the other (the height grows)
 
 
 # Why three renderings: a figure laid out for a 46rem column, shrunk to a phone's 358 CSS px,
@@ -61,7 +61,8 @@ RENDERINGS = {
     "png": Rendering("png", size=(6.0, 3.15), dpi=200),  # sharing and link previews: 1200x630
 }
 FORMATS = tuple(RENDERINGS)
-CARD_SIZE = (1200, 630)  # pixels of the "png" rendering, for og:image:width/height
+# Pixels of the "png" rendering, for og:image:width/height: (1200, 630).
+CARD_SIZE = tuple(round(inches * RENDERINGS["png"].dpi) for inches in RENDERINGS["png"].size)
 
 
 class _Figure(Figure):
