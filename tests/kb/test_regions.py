@@ -133,7 +133,7 @@ def test_the_index_holds_the_prose_and_claims_but_no_block_yaml_or_values(corner
     assert "{{" not in text and "}}" not in text
     assert "Right after the demonstration." in fields["body"]
     assert "Inside a list item." in fields["body"]
-    assert fields["body"].startswith("Values … and …; literal: not a value , x^2, $5, from $20 to $30.")
+    assert fields["body"].startswith("Values … and …; literal: not a value , x², $5, from $20 to $30.")
     assert fields["headings"] == "Closing with …"
     assert fields["summary"] == "Corners of the format, with σ in the summary."
 
