@@ -24,13 +24,14 @@ Answers are built ``--build-jobs`` at a time. The cold build computes every answ
 of seeds (the work of ``kb check --jobs 2`` with each answer's sample, plus figures); to keep
 it bounded, ``--build-answers K`` builds only the first K answers by slug, and
 ``--build-data DIR`` uses the cache of an existing data folder (e.g. ``.kb``, as a server's
-warm-up leaves it) instead of an empty one, skipping the cold build. Prints a table; nothing
-here is a test.
+warm-up leaves it) instead of an empty one, skipping the cold build. Prints wall and CPU
+time (this process and its computations' processes) per build; nothing here is a test.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -67,15 +68,23 @@ def build_section(args: argparse.Namespace) -> None:
             builds.insert(0, ("cold", "site"))
         rows = []
         for name, out in builds:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), _cpu_seconds()
             report = build_site(settings, Path(tmp) / out, base_url=BASE_URL,
                                 jobs=args.build_jobs, progress=lambda line: None)
-            rows.append((name, time.perf_counter() - start, report))
-    print(f"{'cache':<10} {'seconds':>8} {'runs computed':>14} {'from cache':>11} "
+            rows.append((name, time.perf_counter() - start, _cpu_seconds() - cpu, report))
+    print(f"{'cache':<10} {'seconds':>8} {'CPU s':>8} {'runs computed':>14} {'from cache':>11} "
           f"{'files written':>14} {'unchanged':>10} {'slowest answer':>22}")
-    for name, seconds, report in rows:
-        print(f"{name:<10} {seconds:8.1f} {report.computed:14d} {report.cached:11d} "
+    for name, seconds, cpu, report in rows:
+        print(f"{name:<10} {seconds:8.1f} {cpu:8.1f} {report.computed:14d} {report.cached:11d} "
               f"{len(report.written):14d} {report.unchanged:10d} {_slowest(report):>22}")
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the computations): unlike the
+    wall time, it hardly moves with the machine's other work."""
+    own, children = (resource.getrusage(who)
+                     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _slowest(report: BuildReport) -> str:
