@@ -30,11 +30,12 @@ REAL_ANSWERS = PROJECT_ROOT / "answers"
 REAL_SLUGS = sorted(path.stem for path in REAL_ANSWERS.glob("*.md"))
 
 
-def _serve(settings: Settings):
+def _serve(settings: Settings, figures: bool = False):
     """The app over ``settings``, warmed up as at a server's start (the answers' own settings
-    computed), served on a free loopback port in a thread; yields its URL."""
+    computed, and their figures drawn if ``figures``), served on a free loopback port in a
+    thread; yields its URL."""
     app = create_app(settings)
-    app.extensions["kb"].warm(samples=False, figures=False)
+    app.extensions["kb"].warm(samples=False, figures=figures)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -53,12 +54,13 @@ def live_url(settings):
 def real_live_url(tmp_path_factory):
     """The project's own answers, served with the shared demonstration cache (the one the
     knowledge-base tests and `kb check` fill, so their results are computed once) and a
-    search index of its own in a tmp data folder."""
+    search index of its own in a tmp data folder. The figures are drawn before serving: a
+    page's first load must not wait for them, however busy the machine."""
     data = tmp_path_factory.mktemp("real-data")
     cache = Settings.from_env().cache_dir
     cache.mkdir(parents=True, exist_ok=True)
     (data / "cache").symlink_to(cache.resolve(), target_is_directory=True)
-    yield from _serve(Settings(answers_dir=REAL_ANSWERS, data_dir=data))
+    yield from _serve(Settings(answers_dir=REAL_ANSWERS, data_dir=data), figures=True)
 
 
 @pytest.fixture
