@@ -242,9 +242,9 @@ def _index_tokens(text: str) -> list[tuple[str, int, int]]:
     after the canonical token); stop words and one-letter words out; stems. A test compares
     the two on every answer and on generated text.
     """
-    phrases, prefixes, first_stems = _SYNONYM_FILTER.phrases, _SYNONYM_FILTER.prefixes, _FIRST_STEMS
+    phrases, prefixes = _SYNONYM_FILTER.phrases, _SYNONYM_FILTER.prefixes
     stops, shortest = _STOP_FILTER.stops, _STOP_FILTER.min
-    stem_of = _stem
+    stem_of, info_of = _stem, _WORD_INFO.get
     kept: list[tuple[str, int, int]] = []
     keep = kept.append
     # Words that may begin a synonym phrase wait here until the phrase is known:
@@ -272,21 +272,21 @@ def _index_tokens(text: str) -> list[tuple[str, int, int]]:
 
     for match in WORD.finditer(text):
         word = match.group().lower()
-        stem_ = stem_of(word)
+        stem_, term, begins = info_of(word) or _word_info(word)
         if not ahead:
-            if stem_ not in first_stems:  # most words: no phrase to wait for
-                if len(word) >= shortest and word not in stops:
+            if not begins:  # most words: no phrase to wait for
+                if term:
                     start, end = match.span()
-                    keep((stem_, start, end))
+                    keep((term, start, end))
                 continue
         else:
             start = match.start()
             if start - ahead[-1][3] > 1:  # a phrase does not run across punctuation
                 while ahead:
                     take_first()
-                if stem_ not in first_stems:
-                    if len(word) >= shortest and word not in stops:
-                        keep((stem_, start, match.end()))
+                if not begins:
+                    if term:
+                        keep((term, start, match.end()))
                     continue
         start, end = match.span()
         ahead.append((word, stem_, start, end))
@@ -299,6 +299,21 @@ def _index_tokens(text: str) -> list[tuple[str, int, int]]:
 
 
 _FIRST_STEMS = frozenset(key[0] for key in _SYNONYM_FILTER.prefixes)
+# word -> (its stem, the term it gives alone or "" when it is dropped, whether it may begin a
+# synonym phrase): what ``_index_tokens`` needs of each word, looked up once per word rather
+# than computed at each of its occurrences (a fifth of a build's analysis).
+_WORD_INFO: dict[str, tuple[str, str, bool]] = {}
+WORD_INFO_KEPT = 1 << 18
+
+
+def _word_info(word: str) -> tuple[str, str, bool]:
+    stem_ = _stem(word)
+    info = (stem_, stem_ if len(word) >= _STOP_FILTER.min and word not in _STOP_FILTER.stops
+            else "", stem_ in _FIRST_STEMS)
+    if len(_WORD_INFO) >= WORD_INFO_KEPT:
+        _WORD_INFO.clear()
+    _WORD_INFO[word] = info
+    return info
 
 
 def _term_counts(text: str) -> dict[str, int]:
@@ -334,7 +349,7 @@ def _is_english(word: str) -> bool:
 def _words(text: str) -> list[str]:
     """The plain lowercase words of ``text``, unstemmed: what typos are corrected against (as
     Whoosh's RegexTokenizer and LowercaseFilter would give them)."""
-    return list(map(str.lower, SPELLED_WORD.findall(text)))
+    return SPELLED_WORD.findall(text.lower())
 
 
 class _Counted(FieldType):
