@@ -23,7 +23,7 @@ from kb.answers.stats import Effect
 from kb.model import Answer
 from kb.run.figures import CARD_SIZE
 from kb.web.render import (
-    FIRST_CHANGE, claim_html, computing_box, error_box, figure_html, render_markdown,
+    FIRST_CHANGE, RenderedBody, claim_html, computing_box, error_box, figure_html, render_body,
 )
 from kb.web.site import Outcome, View
 from kb.web.urls import (
@@ -122,6 +122,8 @@ def answer_context(outcome: Outcome, refused: ParameterError | None = None,
     }
     description = _short_description(data["summary"])
     main_figure = figures[0] if figures else None
+    share = (f"{description}\n\n"
+             f"Full answer, with figures and checked claims: [{answer.title}]({url})")
     extra = {
         "description": description,
         "topic_url": url_for("pages.index") + "#" + topic_anchor(answer.topic or OTHER_TOPIC),
@@ -131,10 +133,10 @@ def answer_context(outcome: Outcome, refused: ParameterError | None = None,
         "image_url": main_figure["png"] if main_figure else None,
         "image_size": CARD_SIZE,
         "image_alt": main_figure["caption"] if main_figure else "",
-        "share_markdown": (
-            f"{description}\n\n"
-            f"Full answer, with figures and checked claims: [{answer.title}]({url})"
-        ),
+        "share_markdown": share,
+        # Rows enough for the whole text on a phone (~40 characters a line), where the box
+        # cannot size itself to its content (field-sizing in style.css).
+        "share_rows": sum(len(line) // 40 + 1 for line in share.split("\n")),
         "overridden": bool(view.overrides),
         "asked_own": shown_for == View(),  # the rerun form's, whatever results are shown
         "rerun_status": _rerun_status(outcome),
@@ -153,8 +155,9 @@ def answer_context(outcome: Outcome, refused: ParameterError | None = None,
     return Context(data, extra)
 
 
-def answer_body(outcome: Outcome) -> str:
-    """The answer's Markdown as HTML, with its figures, claim boxes and values in place."""
+def answer_body(outcome: Outcome) -> RenderedBody:
+    """The answer's Markdown as HTML, with its figures, claim boxes and values in place, and
+    its table of contents."""
     figures = _figure_links(outcome)  # by path, as the page links them
     blocks = {}
     for demo in outcome.answer.demonstrations:
@@ -172,7 +175,7 @@ def answer_body(outcome: Outcome) -> str:
             for f in figures if f["demonstration"] == demo.name)
     for claim in outcome.claims:
         blocks[f"claim {claim.claim.id}"] = claim_html(claim)
-    return render_markdown(outcome.answer.body, blocks, outcome.values, changes(outcome))
+    return render_body(outcome.answer.body, blocks, outcome.values, changes(outcome))
 
 
 def changes(outcome: Outcome) -> dict[str, str]:

@@ -18,7 +18,7 @@ from kb.run.figures import FigureError
 from kb.web.context import answer_body, answer_context, index_context, search_context
 from kb.web.errors import error_response
 from kb.web.lookup import find_answer, find_view, permanent_redirect, search_args
-from kb.web.render import error_box
+from kb.web.render import RenderedBody, error_box
 from kb.web.site import BUSY, Outcome, Rerun, View, parse_view
 from kb.web.urls import public_url, site
 
@@ -130,9 +130,9 @@ def _render_answer(outcome: Outcome, refused: ParameterError | None = None,
         logger.exception("rendering %s failed", answer.path)
         where = display_path(answer.path, site().settings.answers_dir.parent)
         failure = f"{where}: could not be rendered: {exc!r}"
-        body = error_box([failure], "This answer could not be rendered")
+        body = RenderedBody(error_box([failure], "This answer could not be rendered"), [])
     context = answer_context(outcome, refused, asked)
-    html = render_template("answer.html", **context.page(), body_html=body,
+    html = render_template("answer.html", **context.page(), body_html=body.html, toc=body.toc,
                            failure=failure).encode()
     return _RenderedPage(html, gzip.compress(html, mtime=0), hashlib.sha1(html).hexdigest(),
                          outcome.keep_for(), outcome.rerun)

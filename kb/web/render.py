@@ -11,7 +11,9 @@ arguments (no Flask), so pages and tests render the same way.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Mapping
+from xml.etree.ElementTree import Element
 
 import markdown
 from latex2mathml.converter import convert as latex_to_mathml
@@ -33,9 +35,35 @@ from kb.run.claims import INLINE_ERROR_MARKER, describe_effect
 _UNKNOWN_COMMAND = re.compile(r"<m[ion]>\\[A-Za-z]")
 
 
-def slugify(text: str) -> str:
-    """The anchor of a heading or thread title: the same rule as Markdown's heading ids."""
-    return _markdown_slugify(text, "-")
+# Greek letters by name, so anchors keep their words (γ -> gamma): transliteration libraries
+# (unidecode) write γ as "g", which reads as a typo in a link. Capitals map through lower().
+_GREEK = dict(zip("αβγδεζηθικλμνξοπρστυφχψωςϵϑϕ", (
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
+    "sigma tau upsilon phi chi psi omega sigma epsilon theta phi").split()))
+_SYMBOLS = {"√": "sqrt", "∞": "infinity", "∑": "sum", "∂": "partial", "∇": "nabla"}
+
+
+def slugify(text: str, separator: str = "-") -> str:
+    """The anchor of a heading or topic: Markdown's rule for heading ids, after Greek letters
+    and a few symbols become their names and ``_`` a separator (``σ_B`` -> ``sigma-b``)."""
+    words = []
+    for char in text:
+        name = _GREEK.get(char.lower()) or _SYMBOLS.get(char)
+        words.append(f" {name} " if name else " " if char == "_" else char)
+    return _markdown_slugify("".join(words), separator)
+
+
+def _slugify_keeping_old(old_ids: dict[str, str]):
+    """``slugify`` for Markdown's table of contents that also notes, for each new id, the id
+    the same heading had before Greek letters were spelled out (``old_ids``), so that links
+    made then still arrive (see ``_OldAnchors``)."""
+    def make(text: str, separator: str) -> str:
+        new = slugify(text, separator)
+        old = _markdown_slugify(text, separator)
+        if old != new:
+            old_ids[new] = old
+        return new
+    return make
 
 
 def math_html(tex: str, display: bool = False) -> Markup:
@@ -48,9 +76,18 @@ def math_html(tex: str, display: bool = False) -> Markup:
         delimiter = "$$" if display else "$"
         return Markup('<code class="math-error" title="this TeX could not be converted">'
                       "{}</code>").format(delimiter + tex + delimiter)
-    if display:  # a long formula scrolls sideways: keyboard users must be able to scroll it
-        mathml = mathml.replace("<math ", '<math tabindex="0" ', 1)
+    if display:
+        # A long formula scrolls sideways in its own box, with shadows at the edge that has
+        # more (style.css); focusable, so that keyboard users can scroll it too.
+        # A span (shown as a block) is allowed where a paragraph holds the formula.
+        return Markup('<span class="math-display" tabindex="0">{}</span>').format(Markup(mathml))
     return Markup(mathml)
+
+
+# Punctuation that sticks to inline math: browsers may break a line between a formula and the
+# comma or bracket next to it ("(γ = 1" at the end of a line, ", β = 0)" on the next).
+_OPENING = re.compile(r"""[({“‘"']+$""")
+_CLOSING = re.compile(r"""^[)}.,;:!?”’"']+""")
 
 
 def inline_html(text: str) -> Markup:
@@ -249,7 +286,27 @@ class _Substitute(Preprocessor):
         # The text as Markdown normalised it (tabs expanded): the stash's placeholders made
         # before that would be removed with the other control characters.
         regions = split_body("\n".join(lines)).regions
-        return "".join(self._replace(region) for region in regions).split("\n")
+        parts = [self._replace(region) for region in regions]
+        for i, region in enumerate(regions):
+            if region.kind is Kind.INLINE_MATH:
+                self._keep_with_punctuation(regions, parts, i)
+        return "".join(parts).split("\n")
+
+    def _keep_with_punctuation(self, regions: list[Region], parts: list[str], i: int) -> None:
+        """Moves the brackets and punctuation touching inline math ``i`` into one unbreakable
+        span with it (taken from the neighbouring prose, which holds no Markdown there)."""
+        before = after = ""
+        if i > 0 and regions[i - 1].kind is Kind.PROSE:
+            found = _OPENING.search(parts[i - 1])
+            if found:
+                before, parts[i - 1] = found.group(), parts[i - 1][:found.start()]
+        if i + 1 < len(regions) and regions[i + 1].kind is Kind.PROSE:
+            found = _CLOSING.match(parts[i + 1])
+            if found:
+                after, parts[i + 1] = found.group(), parts[i + 1][found.end():]
+        if before or after:
+            parts[i] = self.md.htmlStash.store(Markup('<span class="nowrap">{}{}{}</span>').format(
+                before, math_html(regions[i].content), after))
 
     def _replace(self, region: Region) -> str:
         stash = self.md.htmlStash.store
@@ -280,6 +337,25 @@ class _Substitute(Preprocessor):
         return "\n\n" + region.prefix + stash(html) + "\n\n"
 
 
+class _OldAnchors(Treeprocessor):
+    """Each heading whose id changed when Greek letters came to be spelled out also answers
+    to its old id (an empty element carrying it), so that links made before still arrive."""
+
+    def __init__(self, md: markdown.Markdown, old_ids: dict[str, str]):
+        super().__init__(md)
+        self.old_ids = old_ids
+
+    def run(self, root) -> None:
+        taken = {el.get("id") for el in root.iter() if el.get("id")}
+        for heading in root.iter():
+            old = self.old_ids.get(heading.get("id", ""))
+            if heading.tag in ("h2", "h3", "h4", "h5", "h6") and old and old not in taken:
+                marker = Element("span", {"id": old, "class": "old-anchor"})
+                heading.insert(0, marker)
+                marker.tail, heading.text = heading.text, None
+                taken.add(old)
+
+
 class _ScrollableTables(Treeprocessor):
     """Tables scroll sideways on a narrow screen (style.css): focusable, so that keyboard
     users can scroll them too."""
@@ -291,41 +367,75 @@ class _ScrollableTables(Treeprocessor):
 
 class _AnswerExtension(Extension):
     def __init__(self, blocks: Mapping[str, str], values: Mapping[str, str | None],
-                 changed: Mapping[str, str]):
+                 changed: Mapping[str, str], old_ids: dict[str, str]):
         super().__init__()
         self.blocks = blocks
         self.values = values
         self.changed = changed
+        self.old_ids = old_ids
 
     def extendMarkdown(self, md: markdown.Markdown) -> None:
         # After whitespace normalisation (30), before raw HTML (20).
         md.preprocessors.register(_Substitute(md, self.blocks, self.values, self.changed),
                                   "kb_substitute", 28)
         md.treeprocessors.register(_ScrollableTables(md), "kb_scrollable_tables", 0)
+        # After the table of contents (5) gave headings their ids.
+        md.treeprocessors.register(_OldAnchors(md, self.old_ids), "kb_old_anchors", 4)
+
+
+@dataclass(frozen=True)
+class RenderedBody:
+    """An answer body as HTML, and its table of contents: its headings (level 2, with their
+    level 3 ones as ``children``) as ``{"id", "html", "children"}``."""
+
+    html: Markup
+    toc: list[dict]
 
 
 def render_markdown(body: str, blocks: Mapping[str, str] | None = None,
                     values: Mapping[str, str | None] | None = None,
                     changed: Mapping[str, str] | None = None) -> Markup:
-    """Render an answer body.
+    """Render an answer body (see ``render_body``) to HTML."""
+    return render_body(body, blocks, values, changed).html
+
+
+def render_body(body: str, blocks: Mapping[str, str] | None = None,
+                values: Mapping[str, str | None] | None = None,
+                changed: Mapping[str, str] | None = None) -> RenderedBody:
+    """Render an answer body, with its table of contents.
 
     ``blocks`` maps ``"demo <name>"`` / ``"claim <id>"`` to the HTML that replaces that fenced
     block (see :func:`figure_html`, :func:`claim_html`); ``values`` maps each inline value's
     source (the text between ``{{`` and ``}}``, stripped) to its formatted text, or None when
     it could not be computed. ``changed`` maps the values and blocks (by the same keys) that
     a rerun changed to what they were; they are marked, the first after a ``FIRST_CHANGE``
-    anchor. Headings get ids from their slugified text.
+    anchor. Headings get ids from their text (``slugify``) and keep their ids of before
+    Greek letters were spelled out.
     """
+    old_ids: dict[str, str] = {}
     md = markdown.Markdown(  # one instance per call: Markdown objects are not thread-safe
         extensions=[
-            _AnswerExtension(blocks or {}, values or {}, changed or {}),
+            _AnswerExtension(blocks or {}, values or {}, changed or {}, old_ids),
             "tables",
             "sane_lists",
             TocExtension(
                 permalink="#", permalink_class="anchor", permalink_title="Link to this section",
-                slugify=_markdown_slugify,
+                slugify=_slugify_keeping_old(old_ids),
             ),
         ],
         output_format="html",
     )
-    return Markup(md.convert(body))
+    html = Markup(md.convert(body))
+    return RenderedBody(html, [_toc_entry(token) for token in _sections(md.toc_tokens)])
+
+
+def _sections(tokens: list[dict]) -> list[dict]:
+    """The level 2 headings (an h1 in a body is lifted to its children)."""
+    return [t for token in tokens
+            for t in (_sections(token["children"]) if token["level"] < 2 else [token])]
+
+
+def _toc_entry(token: dict) -> dict:
+    return {"id": token["id"], "html": Markup(token["html"]),
+            "children": [{"id": c["id"], "html": Markup(c["html"]), "children": []}
+                         for c in token["children"] if c["level"] == 3]}

@@ -120,7 +120,7 @@ def test_keyboard_reaches_every_control_with_a_visible_focus(browser, live_url, 
     page.goto(f"{live_url}/a/noise?seed=3")
     rerun_fields = page.locator("form.rerun-form input, form.rerun-form select,"
                                 " form.rerun-form button, form.rerun-form a[href]").count()
-    toc_links = page.locator("nav.toc a, .toc a").count()
+    toc_links = page.locator("nav.toc a:visible").count()  # one of its two places shows
     reached = []
     for _ in range(200):
         page.keyboard.press("Tab")

@@ -69,7 +69,7 @@ def visit_site(browser, site_url: str) -> None:
     figure.scroll_into_view_if_needed()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0",
                            arg=figure.element_handle())
-    math = page.locator("math").first  # MathML, laid out by the browser itself
+    math = page.locator(".answer-body math").first  # MathML, laid out by the browser
     assert math.bounding_box()["height"] > 5
     assert page.locator("#claim-spread-positive").count() == 1
     assert page.locator("p.rerun-note").count() == 1

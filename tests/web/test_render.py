@@ -1,13 +1,16 @@
 """Rendering an answer body: math to MathML, bad TeX to code, values, claim boxes, anchors."""
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 import pytest
 
 from kb.run.claims import INLINE_ERROR_MARKER
 from kb.model import Claim, ClaimOutcome, Location
-from kb.web.render import claim_html, error_box, figure_html, math_html, render_markdown, slugify
+from kb.web.render import (
+    claim_html, error_box, figure_html, math_html, render_body, render_markdown, slugify,
+)
 
 
 class _Elements(HTMLParser):
@@ -106,15 +109,55 @@ def test_headings_get_stable_anchors_from_their_text():
     body = ("## Why does batch norm work?\n\ntext\n\n## Why does batch norm work?\n\n"
             "### γ and β, again\n")
     first = _Elements(render_markdown(body)).ids()
-    assert first == ["why-does-batch-norm-work", "why-does-batch-norm-work_1", "and-again"]
+    # Greek letters keep their names; the id the heading had before still leads to it.
+    assert first == ["why-does-batch-norm-work", "why-does-batch-norm-work_1",
+                     "gamma-and-beta-again", "and-again"]
     assert _Elements(render_markdown(body)).ids() == first
     assert slugify("Why does batch norm work?") == "why-does-batch-norm-work"
 
 
-def test_heading_with_math_keeps_its_math_and_a_plain_anchor():
+@pytest.mark.parametrize("heading, anchor", [
+    ("Measured: γ does not follow σ_B", "measured-gamma-does-not-follow-sigma-b"),
+    ("What the 1/σ really does", "what-the-1-sigma-really-does"),
+    ("Does 1/√(σ²+ε) prevent exploding gradients?",
+     "does-1-sqrt-sigma-2-epsilon-prevent-exploding-gradients"),
+    ("Σ, Γ and ς", "sigma-gamma-and-sigma"),
+])
+def test_heading_anchors_keep_their_greek_letters_as_words(heading, anchor):
+    assert slugify(heading) == anchor
+    elements = _Elements(render_markdown(f"## {heading}\n"))
+    assert elements.ids()[0] == anchor
+    assert elements.tags("a")[0]["href"] == f"#{anchor}"  # the permalink
+
+
+def test_heading_with_math_keeps_its_math_and_an_anchor_with_its_words():
     html = render_markdown("## Scaling by $\\gamma$\n")
-    assert _Elements(html).ids() == ["scaling-by"]
+    assert _Elements(html).ids() == ["scaling-by-gamma", "scaling-by"]
     assert "<math" in html
+
+
+def test_the_table_of_contents_lists_the_headings_by_level():
+    body = render_body("# Lifted\n\n## One\n\n### One a\n\n#### Deep\n\n## Two $\\beta$\n")
+    assert [(e["id"], [c["id"] for c in e["children"]]) for e in body.toc] == [
+        ("one", ["one-a"]), ("two-beta", [])]
+    assert "<math" in body.toc[1]["html"] and "#" not in body.toc[0]["html"]
+
+
+def test_inline_math_keeps_its_brackets_and_punctuation_on_its_line():
+    html = render_markdown("Set ($\\gamma = 1$, $\\beta = 0$) here; [$x$](http://a.b) and $y$.")
+    spans = re.findall(r'<span class="nowrap">(.*?)</span>', html)
+    assert len(spans) == 3
+    assert spans[0].startswith("(<math") and spans[0].endswith("</math>,")
+    assert spans[1].startswith("<math") and spans[1].endswith("</math>)")
+    assert spans[2].endswith("</math>.")
+    assert '<a href="http://a.b"><math' in html  # Markdown around math is left alone
+
+
+def test_display_math_scrolls_in_a_focusable_box():
+    html = render_markdown("Before.\n\n$$\na = b\n$$\n\nAfter.")
+    box = _Elements(html).tags("span")[0]
+    assert box == {"class": "math-display", "tabindex": "0"}
+    assert '<span class="math-display" tabindex="0"><math' in html
 
 
 @pytest.mark.parametrize("holds, mark, state", [(True, "✓", "holds"), (False, "✗", "fails"),
