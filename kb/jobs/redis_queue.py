@@ -100,7 +100,8 @@ class RedisQueue(JobQueue):
                 return self.state(job)
             return JobState(RUNNING, elapsed=elapsed)
         if status == JobStatus.FAILED:
-            trace = (queued.exc_info or "").strip()
+            latest = queued.latest_result()
+            trace = (latest.exc_string or "").strip() if latest is not None else ""
             self._record(job, LOST if "Abandoned" in trace or not trace
                          else f"failed: {trace.splitlines()[-1]}")
         return None

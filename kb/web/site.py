@@ -551,7 +551,8 @@ def _standing(settings: str, states: list[JobState]) -> Rerun:
     running = [state.elapsed or 0.0 for state in states if state.state == RUNNING]
     if running:
         return Rerun(RUNNING, settings, elapsed=max(running))
-    return Rerun(QUEUED, settings, position=min(state.position or 1 for state in states))
+    return Rerun(QUEUED, settings,
+                 position=min((state.position or 1 for state in states), default=1))
 
 
 def check_data_dir(data_dir: Path) -> bool:
@@ -660,20 +661,27 @@ class Site:
             return Rerun(REFUSED, settings, notice=refused)
         deadline = time.monotonic() + self.settings.rerun_wait
         while True:
-            try:
+            states = []
+            for job in jobs:
                 # A job already waiting or running is not queued again; one that is neither
-                # yet has no result was lost (its process ended): it is queued again.
-                states = [self.jobs.state(job) or self.jobs.submit(job, client) for job in jobs]
-            except QueueFull as exc:
-                return Rerun(BUSY, settings, retry_after=exc.retry_after,
-                             notice=full_notice(settings, exc.total, exc.retry_after))
-            if time.monotonic() >= deadline:
-                return _standing(settings, states)
-            time.sleep(RERUN_POLL)
-            jobs = [job for job in jobs
-                    if not self.cache.settled(job.experiment, job.params, job.seed)]
+                # and has no result (nor a recorded failure) was lost: it is queued again.
+                state = self.jobs.state(job)
+                if state is None and not self._settled(job):
+                    try:
+                        state = self.jobs.submit(job, client)
+                    except QueueFull as exc:
+                        return Rerun(BUSY, settings, retry_after=exc.retry_after,
+                                     notice=full_notice(settings, exc.total, exc.retry_after))
+                states.append(state)
+            jobs = [job for job in jobs if not self._settled(job)]
             if not jobs:
                 return None
+            if time.monotonic() >= deadline:
+                return _standing(settings, [state for state in states if state is not None])
+            time.sleep(RERUN_POLL)
+
+    def _settled(self, job: Job) -> bool:
+        return self.cache.settled(job.experiment, job.params, job.seed)
 
     def _refusal(self, answer: Answer, view: View, settings: str) -> str | None:
         """Why ``view`` is not computed at all: a demonstration estimated to take longer than

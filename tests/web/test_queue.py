@@ -19,6 +19,7 @@ import pytest
 
 from faults import (REDIS_SERVER, environment, free_port, get, kb_command, pids_in,
                     start_redis, wait_until, write_answer)
+from kb.web.app import create_app
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").exists(),
                                 reason="watches processes through /proc (Linux)")
@@ -108,3 +109,49 @@ def test_a_worker_killed_mid_job_leaves_a_job_retried_or_failed(cluster, servers
     else:
         assert len(pids_in(pid_dir)) == 2  # computed again by the other worker
     assert get(f"{bases[1]}/a/slow")[0] == 200
+
+
+@pytest.fixture
+def queued_app(settings, redis_url):
+    """The app on the Redis queue, with no worker: its reruns wait."""
+    app = create_app(settings.replace(queue_url=redis_url, rerun_wait=0.0, queue_size=3,
+                                      queue_per_client=2), TESTING=True)
+    app.extensions["kb"].warm(samples=False, figures=False)
+    return app
+
+
+def test_reruns_on_the_queue_say_their_place_and_a_full_queue_is_a_503(queued_app):
+    client = queued_app.test_client()
+    first = client.get("/api/answers/noise?seed=1").get_json()["rerun"]
+    assert (first["state"], first["position"]) == ("queued", 1)
+    again = client.get("/api/answers/noise?seed=1").get_json()["rerun"]  # the same job
+    assert (again["state"], again["position"]) == ("queued", 1)
+    html = client.get("/a/noise?seed=2").get_data(as_text=True)
+    assert "waiting to be computed, number 2 in the queue" in html
+    # This reader's share (2) is used up; another reader still gets a place.
+    mine = client.get("/a/noise?seed=3")
+    assert mine.status_code == 503 and "you have as many reruns waiting" in mine.get_data(
+        as_text=True)
+    other = client.get("/api/answers/noise?seed=4", environ_base={"REMOTE_ADDR": "192.0.2.9"})
+    assert other.get_json()["rerun"]["position"] == 3
+    # Three waiting: the queue is full for everyone, and the page still shows the answer.
+    full = client.get("/a/noise?seed=5", environ_base={"REMOTE_ADDR": "192.0.2.10"})
+    assert full.status_code == 503 and full.headers["Retry-After"] == "10"
+    assert "many readers&#39; reruns are waiting" in full.get_data(as_text=True)
+    assert client.get("/a/noise").status_code == 200
+
+
+def test_a_job_that_failed_on_the_queue_is_told_to_the_reader(queued_app):
+    from rq.job import Job as RQJob
+
+    client = queued_app.test_client()
+    client.get("/api/answers/noise?seed=6")
+    queue = queued_app.extensions["kb"].jobs
+    [key] = queue.queue.get_job_ids()
+    # As RQ leaves a job whose worker died twice: failed, without a result.
+    job = RQJob.fetch(key, connection=queue.connection)
+    queue.queue.remove(job)
+    job.set_status("failed")
+    rerun = client.get("/api/answers/noise?seed=6").get_json()["rerun"]
+    assert rerun["state"] == "failed"
+    assert "the machine computing it stopped before it was done" in rerun["notice"]
