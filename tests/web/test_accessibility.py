@@ -106,7 +106,7 @@ FOCUS_STATE = """() => {
     return {tag: el.tagName.toLowerCase(), name: el.getAttribute("name"), id: el.id,
             text: el.textContent.trim().slice(0, 40),
             href: el.getAttribute("href"), inForm: !!el.closest("form.rerun-form"),
-            inToc: !!el.closest("nav.toc, .toc"), shown: shown};
+            inToc: !!el.closest("nav.toc"), shown: shown};
 }"""
 
 
@@ -133,7 +133,7 @@ def test_keyboard_reaches_every_control_with_a_visible_focus(browser, live_url, 
     assert hidden == [], f"focused without a visible indicator: {hidden}"
     assert reached[0]["href"] == "#content", "the first stop skips to the content"
     assert any(s["tag"] == "input" and s["name"] == "q" for s in reached), "search box"
-    assert sum(s["inToc"] for s in reached) == toc_links
+    assert sum(s["inToc"] for s in reached) == toc_links > 0
     assert sum(s["inForm"] for s in reached) == rerun_fields > 0
     assert any(s["tag"] == "button" and s["inForm"] for s in reached), "the Rerun button"
     assert any(s["id"] == "share-link" for s in reached)
