@@ -143,13 +143,19 @@ def _render_answer(outcome: Outcome, refused: ParameterError | None = None,
 def figure(slug: str, name: str, fmt: str) -> Response:
     answer, generation = find_answer(slug, "pages.figure", name=name, fmt=fmt)
     view = find_view(answer)
+    # SVG is text and shrinks about fivefold; PNG is compressed already.
+    gzipped = fmt != "png" and "gzip" in request.headers.get("Accept-Encoding", "")
     try:
-        data = site().figure(answer, name, fmt, view, generation)
+        data = site().figure(answer, name, fmt, view, generation, gzipped=gzipped)
     except LookupError as exc:
         return error_response(404, str(exc))
     except FigureError as exc:
         return error_response(404, f"Figure '{name}' is not available: {exc}")
     response = Response(data, mimetype="image/png" if fmt == "png" else "image/svg+xml")
-    response.add_etag()
+    response.add_etag()  # of the bytes sent: the gzipped figure has its own
+    if gzipped:
+        response.headers["Content-Encoding"] = "gzip"
+    if fmt != "png":
+        response.vary.add("Accept-Encoding")
     response.headers["Cache-Control"] = "public, max-age=300"
     return conditional(response)

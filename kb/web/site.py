@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import gzip
 import logging
 import math
 import os
@@ -733,10 +734,15 @@ class Site:
         return self.samples.get_or_make((answer.slug, generation), read,
                                         keep_for=lambda runs: math.inf if runs else 0)
 
-    def figure(self, answer: Answer, name: str, fmt: str, view: View, generation: int) -> bytes:
-        """The figure ``name`` drawn for ``view``; LookupError if the answer has no such
-        figure, NotYet while its demonstration is computing, FigureError (naming file:line)
-        if it cannot be drawn."""
+    def figure(self, answer: Answer, name: str, fmt: str, view: View, generation: int,
+               gzipped: bool = False) -> bytes:
+        """The figure ``name`` drawn for ``view`` (``gzipped``: compressed, once); LookupError
+        if the answer has no such figure, NotYet while its demonstration is computing,
+        FigureError (naming file:line) if it cannot be drawn."""
+        if gzipped:
+            return self.figures.get_or_make(
+                (answer.slug, name, fmt, view, generation, "gzip"),
+                lambda: gzip.compress(self.figure(answer, name, fmt, view, generation), mtime=0))
         found = [(d, f) for d in answer.demonstrations for f in d.figures if f.name == name]
         if not found:
             raise LookupError(f"answer '{answer.slug}' has no figure '{name}'")

@@ -246,6 +246,16 @@ def test_figures_are_served_as_png_and_svg(client):
     assert again.status_code == 304 and again.headers["Cache-Control"] == "public, max-age=300"
 
 
+
+def test_svg_figures_are_gzipped_for_browsers_that_ask(client):
+    plain = client.get("/a/noise/figures/samples-plot.svg")
+    packed = client.get("/a/noise/figures/samples-plot.svg", headers={"Accept-Encoding": "gzip"})
+    assert packed.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed.vary
+    assert gzip.decompress(packed.data) == plain.data and len(packed.data) < len(plain.data) / 2
+    assert packed.headers["ETag"] != plain.headers["ETag"]  # other bytes, another validator
+    png = client.get("/a/noise/figures/samples-plot.png", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in png.headers  # compressed already
+
 def test_figure_urls_honour_seed_and_parameters(client):
     plain = client.get("/a/noise/figures/samples-plot.png").data
     seeded = client.get("/a/noise/figures/samples-plot.png?seed=4").data
