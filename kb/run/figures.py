@@ -8,16 +8,20 @@ hash of the drawing code.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
+import re
+import textwrap
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.transforms import ScaledTranslation
 
 from engine.catalog import drawer
 from kb.run.cache import ENGINE_DIR, Cache, digest, source_hash
@@ -65,10 +69,24 @@ FORMATS = tuple(RENDERINGS)
 CARD_SIZE = tuple(round(inches * RENDERINGS["png"].dpi) for inches in RENDERINGS["png"].size)
 
 
+def _wrap_legend(legend, renderer, width: float) -> None:
+    """Breaks each entry of ``legend`` wider than ``width`` pixels into lines. Hand-written:
+    matplotlib wraps text only at the figure's edge, which a legend's entries never reach.
+    Spaces inside mathtext are kept, so a formula is never cut."""
+    for text in legend.get_texts():
+        label, extent = text.get_text(), text.get_window_extent(renderer).width
+        if extent <= width:
+            continue
+        kept = re.sub(r"\$[^$]*\$", lambda m: m.group().replace(" ", "\0"), label)
+        chars = max(10, int(len(label) * width / extent))
+        text.set_text(textwrap.fill(kept, chars, break_long_words=False).replace("\0", " "))
+
+
 class _Figure(Figure):
     """The figure a drawer draws on. A rendering of fixed size ignores the drawer's own
-    ``set_size_inches``; a stacked one turns a row of panels into a column (legends below
-    the panels into one column, and long text wraps), growing the figure to fit them."""
+    ``set_size_inches``; a stacked one turns a row of panels into a column (every legend
+    below its panel or below the panels, in one column, and long text wraps), growing the
+    figure to fit them."""
 
     def __init__(self, rendering: Rendering):
         super().__init__(figsize=rendering.size)
@@ -97,6 +115,38 @@ class _Figure(Figure):
         for text in texts:
             if text is not None:
                 text.set_wrap(True)
+
+    def legends_below_axes(self) -> None:
+        """Each axes' legend moves under its axes' x label, in one column, and the figure
+        grows by the legends' height. On a phone the axes are too small for a legend inside
+        them: wherever it goes it covers curves or labels."""
+        legends = [ax.get_legend() for ax in self.axes if ax.get_legend() is not None]
+        for legend in legends:  # laid out as if they were not there, to find the x labels
+            legend.set_in_layout(False)
+        self.draw_without_rendering()
+        renderer = self.canvas.get_renderer()
+        inches = 1 / self.dpi
+        grown = 0.0
+        for ax in self.axes:
+            legend = ax.get_legend()
+            if legend is None:
+                continue
+            # The x label's distance below the spine is set in points, not by the axes'
+            # size, so an anchor that far below the spine stays clear of it after re-layout.
+            below = (ax.get_window_extent(renderer).y0
+                     - ax.xaxis.get_tightbbox(renderer).y0) * inches + 0.05
+            legend.set_loc("upper center")
+            legend.set_bbox_to_anchor(
+                (0.5, 0), ax.transAxes + ScaledTranslation(0, -below, self.dpi_scale_trans))
+            legend.set_ncols(1)
+            legend.set_in_layout(True)
+            # About as wide as the axes at most: a legend overhanging them would make the
+            # layout narrow the axes to keep it inside the figure.
+            _wrap_legend(legend, renderer, 0.65 * self.get_size_inches()[0] * self.dpi)
+            grown += legend.get_window_extent(renderer).height * inches + 0.1
+        if grown:
+            width, height = self.get_size_inches()
+            Figure.set_size_inches(self, width, height + grown)
 
     def legend(self, *args, **kwargs):
         if self._rendering.stacked:
@@ -150,11 +200,13 @@ def _check_format(fmt: str) -> None:
         raise ValueError(f"figure format must be one of {', '.join(FORMATS)}, got {fmt!r}")
 
 
-def render_figure(experiment: str, spec: FigureSpec, values: dict[str, Any], fmt: str) -> bytes:
-    """Draw ``spec`` from ``values`` and return the file's bytes; FigureError if drawing fails."""
+@contextlib.contextmanager
+def drawn_figure(experiment: str, spec: FigureSpec, values: dict[str, Any],
+                 fmt: str) -> Iterator[Figure]:
+    """``spec`` drawn from ``values`` in rendering ``fmt`` and laid out, within the style;
+    FigureError if drawing fails."""
     _check_format(fmt)
     rendering = RENDERINGS[fmt]
-    buffer = io.BytesIO()
     try:
         draw = drawer(experiment, spec.drawing)
         with _RENDER_LOCK, matplotlib.style.context(STYLE, after_reset=True):
@@ -163,14 +215,23 @@ def render_figure(experiment: str, spec: FigureSpec, values: dict[str, Any], fmt
             draw(values, fig)
             if rendering.stacked:
                 fig.wrap_titles()
-            fig.savefig(buffer, format=rendering.fmt, dpi=rendering.dpi,
-                        **_SAVE_OPTIONS[rendering.fmt])
+                fig.legends_below_axes()
+            yield fig
     except Exception as exc:  # drawing code of any kind: report it, located, to the caller
         raise FigureError(
             spec.location,
             f"figure '{spec.name}' ({experiment}: {spec.drawing}) could not be drawn: "
             f"{type(exc).__name__}: {exc}",
         ) from exc
+
+
+def render_figure(experiment: str, spec: FigureSpec, values: dict[str, Any], fmt: str) -> bytes:
+    """Draw ``spec`` from ``values`` and return the file's bytes; FigureError if drawing fails."""
+    buffer = io.BytesIO()
+    with drawn_figure(experiment, spec, values, fmt) as fig:
+        rendering = RENDERINGS[fmt]
+        fig.savefig(buffer, format=rendering.fmt, dpi=rendering.dpi,
+                    **_SAVE_OPTIONS[rendering.fmt])
     return buffer.getvalue()
 
 

@@ -13,7 +13,7 @@ from kb.answers.parse import load_answers
 from kb.config import PROJECT_ROOT, Settings
 from kb.run.cache import Cache
 from kb.run.executor import Executor
-from kb.run.figures import STYLE, figure_bytes
+from kb.run.figures import STYLE, drawn_figure, figure_bytes
 from tests.figure_text import figure_texts, notation_problems
 
 FIGURES = [(answer.slug, demo, spec) for answer in load_answers(PROJECT_ROOT / "answers")
@@ -46,3 +46,23 @@ def test_figure_text_is_mathtext_and_no_smaller_than_the_style(cache, slug, demo
         assert not wrong, f"{slug}: {spec.name}.{fmt}: not in mathtext: {wrong}"
         small = {text: size for text, size in texts if size < SMALLEST}
         assert not small, f"{slug}: {spec.name}.{fmt}: text below {SMALLEST} pt: {small}"
+
+
+@pytest.mark.parametrize("slug, demo, spec", FIGURES,
+                         ids=[f"{slug}:{spec.name}" for slug, _, spec in FIGURES])
+def test_phone_legends_cover_no_data_and_no_x_labels(cache, slug, demo, spec):
+    """On a phone the axes are too small to hold a legend without hiding curves or labels."""
+    result = Executor(cache).run_demo(demo)
+    with drawn_figure(demo.experiment, spec, result.values, "phone.svg") as fig:
+        fig.draw_without_rendering()
+        renderer = fig.canvas.get_renderer()
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            for ax in fig.axes:
+                covered = [name for name, area in (
+                    ("data", ax.get_window_extent(renderer)),
+                    ("x axis", ax.xaxis.get_tightbbox(renderer)),
+                    ("title", ax.title.get_window_extent(renderer)))
+                    if area is not None and area.width and box.overlaps(area)]
+                assert not covered, f"{slug}: {spec.name}: a legend covers {covered}"
