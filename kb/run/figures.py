@@ -69,17 +69,21 @@ FORMATS = tuple(RENDERINGS)
 CARD_SIZE = tuple(round(inches * RENDERINGS["png"].dpi) for inches in RENDERINGS["png"].size)
 
 
-def _wrap_legend(legend, renderer, width: float) -> None:
-    """Breaks each entry of ``legend`` wider than ``width`` pixels into lines. Hand-written:
-    matplotlib wraps text only at the figure's edge, which a legend's entries never reach.
-    Spaces inside mathtext are kept, so a formula is never cut."""
-    for text in legend.get_texts():
-        label, extent = text.get_text(), text.get_window_extent(renderer).width
-        if extent <= width:
-            continue
-        kept = re.sub(r"\$[^$]*\$", lambda m: m.group().replace(" ", "\0"), label)
-        chars = max(10, int(len(label) * width / extent))
-        text.set_text(textwrap.fill(kept, chars, break_long_words=False).replace("\0", " "))
+def _wrap(text, renderer, length: float) -> None:
+    """Breaks ``text`` into lines no longer than ``length`` pixels along its direction (its
+    width, or its height when turned upright), line by line. Hand-written: matplotlib wraps
+    text only at the figure's edge, which a legend's entries or a y label beside a stacked
+    panel never reach. Spaces inside mathtext are kept, so a formula is never cut."""
+    extent = text.get_window_extent(renderer)
+    longest = extent.height if text.get_rotation() % 180 == 90 else extent.width
+    if longest <= length:
+        return
+    lines = text.get_text().split("\n")
+    chars = max(10, int(max(map(len, lines)) * length / longest))
+    text.set_text("\n".join(
+        textwrap.fill(re.sub(r"\$[^$]*\$", lambda m: m.group().replace(" ", "\0"), line),
+                      chars, break_long_words=False).replace("\0", " ")
+        for line in lines))
 
 
 class _Figure(Figure):
@@ -116,6 +120,14 @@ class _Figure(Figure):
             if text is not None:
                 text.set_wrap(True)
 
+    def wrap_y_labels(self) -> None:
+        """A y label longer than its panel is high wraps to the panel's height, instead of
+        running into the title or the panel above."""
+        self.draw_without_rendering()
+        renderer = self.canvas.get_renderer()
+        for ax in self.axes:
+            _wrap(ax.yaxis.label, renderer, ax.get_window_extent(renderer).height)
+
     def legends_below_axes(self) -> None:
         """Each axes' legend moves under its axes' x label, in one column, and the figure
         grows by the legends' height. On a phone the axes are too small for a legend inside
@@ -142,7 +154,8 @@ class _Figure(Figure):
             legend.set_in_layout(True)
             # About as wide as the axes at most: a legend overhanging them would make the
             # layout narrow the axes to keep it inside the figure.
-            _wrap_legend(legend, renderer, 0.65 * self.get_size_inches()[0] * self.dpi)
+            for text in legend.get_texts():
+                _wrap(text, renderer, 0.65 * self.get_size_inches()[0] * self.dpi)
             grown += legend.get_window_extent(renderer).height * inches + 0.1
         if grown:
             width, height = self.get_size_inches()
@@ -215,6 +228,7 @@ def drawn_figure(experiment: str, spec: FigureSpec, values: dict[str, Any],
             draw(values, fig)
             if rendering.stacked:
                 fig.wrap_titles()
+                fig.wrap_y_labels()
                 fig.legends_below_axes()
             yield fig
     except Exception as exc:  # drawing code of any kind: report it, located, to the caller

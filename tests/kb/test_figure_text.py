@@ -50,8 +50,9 @@ def test_figure_text_is_mathtext_and_no_smaller_than_the_style(cache, slug, demo
 
 @pytest.mark.parametrize("slug, demo, spec", FIGURES,
                          ids=[f"{slug}:{spec.name}" for slug, _, spec in FIGURES])
-def test_phone_legends_cover_no_data_and_no_x_labels(cache, slug, demo, spec):
-    """On a phone the axes are too small to hold a legend without hiding curves or labels."""
+def test_phone_legends_and_y_labels_cover_nothing(cache, slug, demo, spec):
+    """On a phone the axes are too small to hold a legend without hiding curves or labels,
+    and a long y label beside a short panel runs into the titles."""
     result = Executor(cache).run_demo(demo)
     with drawn_figure(demo.experiment, spec, result.values, "phone.svg") as fig:
         fig.draw_without_rendering()
@@ -66,3 +67,9 @@ def test_phone_legends_cover_no_data_and_no_x_labels(cache, slug, demo, spec):
                     ("title", ax.title.get_window_extent(renderer)))
                     if area is not None and area.width and box.overlaps(area)]
                 assert not covered, f"{slug}: {spec.name}: a legend covers {covered}"
+        titles = [fig._suptitle] + [ax.title for ax in fig.axes]
+        for ax in fig.axes:
+            label = ax.yaxis.label.get_window_extent(renderer)
+            hit = [title.get_text() for title in titles if title is not None
+                   and title.get_text() and label.overlaps(title.get_window_extent(renderer))]
+            assert not hit, f"{slug}: {spec.name}: y label {ax.get_ylabel()!r} runs into {hit}"
