@@ -20,8 +20,6 @@ _HEADING = re.compile(r"[ \t]{0,3}#{1,6}[ \t]+")  # the marks that start a headi
 _TABLE_ROW = re.compile(r"[ \t]*\|")
 _TABLE_RULE = re.compile(r"^[\s|:-]*$")
 _LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)]*)\)")
-_EMPHASIS = re.compile(r"\*{1,3}|`+")
-_SPACE = re.compile(r"\s+")
 _BRACES = str.maketrans("", "", "{}")
 # A link to another answer whose text is a title rather than words of the sentence: a
 # question, or a capitalized phrase ("[If γ and β keep changing, how can …?](/a/…)").
@@ -56,8 +54,12 @@ def _link_text(match: re.Match) -> str:
 
 
 def _plain(text: str) -> str:
-    """Prose as the words a reader sees: link targets, emphasis and code marks removed."""
-    return _SPACE.sub(" ", _EMPHASIS.sub("", _LINK.sub(_link_text, text))).strip()
+    """Prose as the words a reader sees: link targets, emphasis and code marks removed, each
+    run of white space one space (str methods: a third of the time regular expressions take,
+    and a tenth of an index build is this)."""
+    if "](" in text:
+        text = _LINK.sub(_link_text, text)
+    return " ".join(text.replace("*", "").replace("`", "").split())
 
 
 def _table_text(rows: list[str]) -> str:
