@@ -62,7 +62,6 @@ from cachetools import LRUCache
 from whoosh import index as whoosh_index
 from whoosh.analysis import (STOP_WORDS, Filter, LowercaseFilter, RegexTokenizer, StemFilter,
                              StopFilter, Token)
-from whoosh.codec.whoosh3 import W3Codec
 from whoosh.columns import CompressedBytesColumn, PickleColumn
 from whoosh.fields import COLUMN, ID, STORED, FieldType, Schema
 from whoosh.formats import Existence
@@ -75,6 +74,7 @@ from whoosh.support.levenshtein import distance as edit_distance
 from kb.model import Answer
 from kb.search.document import document_fields
 from kb.search.postings import field_lengths, live_documents, term_postings
+from kb.search.writer import committed
 
 # Bump when the schema, the analysis or the text extraction (kb.search.document) changes: the
 # fingerprint includes it, so existing indexes count as stale and get rebuilt.
@@ -147,9 +147,7 @@ VERSIONS_KEPT = 2  # the current index and the one before it, for readers still 
 # An update that would leave more than this share of the index's documents deleted (each
 # replaced answer leaves its old copy deleted until segments merge) merges everything.
 MAX_DELETED_SHARE = 0.25
-WRITER_LIMIT_MB = 256  # postings kept in memory before the writer sorts them on disk
-SEGMENT_ANSWERS = 2500  # answers per segment in a full build (their postings fit the above)
-POSTINGS_COMPRESSION = 1  # zlib level of posting blocks (Whoosh's default)
+SEGMENT_ANSWERS = 2500  # answers per segment in a full build
 
 # Per index version and process: results of this many recent queries, and posting arrays up
 # to this many bytes.
@@ -362,17 +360,6 @@ class _Counted(FieldType):
     def index(self, value, **kwargs):
         return [(term.encode("utf-8"), count, float(count), b"")
                 for term, count in value.items()]
-
-
-class _Codec(W3Codec):
-    """Whoosh's codec without the shortest and longest field length of each block of postings:
-    those serve Whoosh's block-skipping, which scoring from arrays does not use, and the writer
-    looks up the length of every posting's document to keep them (a tenth of a build)."""
-
-    length_stats = False
-
-
-_CODEC = _Codec()
 
 
 def _schema() -> Schema:
@@ -740,12 +727,10 @@ class SearchIndex:
             with self._new_version() as version_dir:
                 ix = whoosh_index.create_in(str(version_dir), SCHEMA)
                 vocabulary: Counter = Counter()
-                # A segment per SEGMENT_ANSWERS answers: each one's postings are sorted in memory,
-                # where one segment of them all would be sorted through temporary files (a fifth
-                # of the time at 10,000 answers). Searches read every segment.
+                # A segment per SEGMENT_ANSWERS answers: searches read every segment.
                 remaining = iter(answers)
                 while batch := list(islice(remaining, SEGMENT_ANSWERS)):
-                    with _committed(ix, merge=False) as writer:
+                    with committed(ix, merge=False) as writer:
                         for answer in batch:
                             document, words = _document(answer)
                             vocabulary.update(words)
@@ -807,7 +792,7 @@ class SearchIndex:
         replaced = len(documents) + len(removed)
         merge_all = (ix.doc_count_all() - ix.doc_count() + replaced
                      > MAX_DELETED_SHARE * max(ix.doc_count_all(), 1))
-        with _committed(ix, optimize=merge_all) as writer:
+        with committed(ix, optimize=merge_all) as writer:
             for slug in removed:
                 writer.delete_by_term("slug", slug)
             for document in documents:
@@ -855,18 +840,6 @@ class SearchIndex:
                         key=lambda p: p.stat().st_mtime, reverse=True)
         for stale in others[VERSIONS_KEPT - 1:]:
             shutil.rmtree(stale, ignore_errors=True)
-
-
-@contextmanager
-def _committed(ix, **commit):
-    """A writer of ``ix`` that commits (with ``commit``'s options) unless its block fails."""
-    writer = ix.writer(limitmb=WRITER_LIMIT_MB, codec=_CODEC)
-    try:
-        yield writer
-    except BaseException:
-        writer.cancel()
-        raise
-    writer.commit(**commit)
 
 
 def _read_vocabulary(version_dir: Path) -> dict[str, int]:
