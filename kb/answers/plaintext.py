@@ -12,6 +12,7 @@ covers the TeX the answers write, and an unknown command keeps its name ("\\foo"
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from kb.answers.regions import Kind, split_inline
 
@@ -148,6 +149,7 @@ def _script(text: str, table: dict[str, str]) -> str:
     return text
 
 
+@lru_cache(maxsize=4096)  # answers repeat their symbols ($\gamma$, $\sigma_B^2$) many times
 def tex_to_text(tex: str) -> str:
     """One piece of TeX math as plain Unicode text."""
     return " ".join(_Reader(tex).text().split())

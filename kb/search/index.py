@@ -396,7 +396,7 @@ def _document(answer: Answer) -> tuple[dict, list[str]]:
         if name in SNIPPET_FIELDS:
             spans = _term_marks(text)
             counts = {term: len(chars) // 2 for term, chars in spans.items()}
-            marks[name] = _pack_marks(spans)
+            marks[name] = _pack_marks(spans, len(text))
         else:
             counts = _term_counts(text)
         document[name] = counts
@@ -411,16 +411,18 @@ def _document(answer: Answer) -> tuple[dict, list[str]]:
     return document, words
 
 
-def _pack_marks(marks: dict[str, list[int]]) -> tuple[str, bytes, bytes]:
-    """``_term_marks`` in three flat values that unpickle in a few microseconds whatever the
-    number of terms: the terms between newlines, where each term's characters end in the
-    third value, and those characters (each term's, up to Whoosh's highlighting limit)."""
+def _pack_marks(marks: dict[str, list[int]], length: int) -> tuple[str, bytes, bytes]:
+    """``_term_marks`` of a text of ``length`` characters in three flat values that unpickle in
+    a few microseconds whatever the number of terms: the terms between newlines, where each
+    term's characters end in the third value, and those characters (each term's, up to
+    Whoosh's highlighting limit)."""
     terms, ends, chars = [], array("I", [0]), array("I")
     for term, spans in marks.items():
-        for i in range(1, len(spans), 2):
-            if spans[i] > MARKS_CHARLIMIT:
-                spans = spans[:i - 1]
-                break
+        if length > MARKS_CHARLIMIT:
+            for i in range(1, len(spans), 2):
+                if spans[i] > MARKS_CHARLIMIT:
+                    spans = spans[:i - 1]
+                    break
         if spans:
             terms.append(term)
             chars.extend(spans)

@@ -9,7 +9,8 @@ import pytest
 
 from kb.model import Answer, Claim, Location
 from kb.search.document import document_fields
-from kb.search.index import Hit, SearchIndex, SearchResults, answers_fingerprint
+from kb.search.index import (MARKS_CHARLIMIT, Hit, SearchIndex, SearchResults, _marks_of,
+                             _pack_marks, _term_marks, answers_fingerprint)
 
 
 def make_answer(slug: str, title: str, body: str, *, summary: str = "", question: str = "",
@@ -188,6 +189,18 @@ def test_a_long_body_snippet_is_cut_around_the_match_and_says_so(tmp_path):
     assert "<mark>zeppelin</mark>" in hit.snippet_html
     assert hit.snippet.startswith("… ") and hit.snippet.endswith(" …")
     assert len(hit.snippet) < 300
+
+
+def test_marks_stop_at_whooshs_highlighting_limit():
+    far = MARKS_CHARLIMIT + 100
+    text = "A zeppelin here." + " filler" * (far // 7) + " zeppelin again, and a walrus."
+    packed = _pack_marks(_term_marks(text), len(text))
+    assert list(_marks_of(packed, "zeppelin")) == [2, 10]  # the second is past the limit
+    assert _marks_of(packed, "walrus") is None
+    assert list(_marks_of(packed, "filler"))[:2] == [17, 23]
+    short = "A zeppelin, another zeppelin."
+    assert list(_marks_of(_pack_marks(_term_marks(short), len(short)), "zeppelin")) == [
+        2, 10, 20, 28]
 
 
 def test_limit_is_respected_and_checked(index):
