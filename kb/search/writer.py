@@ -27,9 +27,10 @@ POSTINGS_COMPRESSION = 3
 class _Pool:
     """A segment's postings: for each (field, term), its document numbers and weights.
 
-    Holds everything in memory (about 12 bytes a posting): a full build writes answers in
-    segments of a bounded size, and an update merging every segment holds one array entry
-    per posting of the index, where Whoosh's pool held a tuple.
+    Holds everything in memory, 8 bytes a posting and about 200 a term (Whoosh's pool held a
+    tuple of five per posting and sorted through files past a size): a full build writes
+    answers in segments of a bounded size, and an update that merges every segment holds the
+    whole index's postings (34 MB of them at 10,000 generated answers, and the terms).
     """
 
     def __init__(self):
