@@ -17,7 +17,8 @@ Prose is then scanned left to right, the first of these to start winning:
 - ``\\$``: a literal dollar;
 - ``$$...$$``: display math, over several lines if need be (not across a blank line);
 - ``$...$``: inline math by Pandoc's rule: no space just inside the dollars, no digit right
-  after, never a backtick, on one line ("from $20 to $30" stays text);
+  after, never a backtick, over a line break if need be (not across a blank line; "from $20
+  to $30" stays text);
 - ``{{...}}``: an inline value, on one line. A ``{{`` left over is a problem of its line.
 
 Regions tile the text they were split from: joined, their ``text`` gives it back.
@@ -101,7 +102,7 @@ _INLINE = re.compile(
       (?<!\\)(?P<ticks>`+)(?P<code>(?:(?!\n[ \t]*\n)[\s\S])+?)(?<!`)(?P=ticks)(?!`)
     | \\(?P<dollar>\$)
     | \$\$(?P<display>(?:(?!\n[ \t]*\n)[\s\S])+?)\$\$
-    | (?<![\w$])\$(?P<inline>[^\s$`](?:[^$\n`]*?[^\s$\\`])?)\$(?!\d)
+    | (?<![\w$])\$(?P<inline>[^\s$`](?:(?:[^$\n`]|\n(?![ \t]*\n))*?[^\s$\\`])?)\$(?!\d)
     | \{\{(?P<value>.*?)\}\}
     """,
     re.VERBOSE,

@@ -78,7 +78,7 @@ from kb.search.writer import committed
 
 # Bump when the schema, the analysis or the text extraction (kb.search.document) changes: the
 # fingerprint includes it, so existing indexes count as stale and get rebuilt.
-INDEX_FORMAT = "kb-search-9"
+INDEX_FORMAT = "kb-search-10"
 
 # A Greek letter is a word of its own ("σ²" -> "σ"); otherwise runs of letters and digits,
 # split at underscores so that "running_mean" is "running mean".

@@ -188,6 +188,10 @@ def test_block_structure_follows_commonmark(markdown, expected):
     ("$5 and $6", [("prose", "$5 and $6")]),
     ("$$a\nb$$", [("display math", "$$a\nb$$")]),
     ("$$a\n\nb$$", [("prose", "$$a\n\nb$$")]),
+    # inline math may run over a line break of its paragraph, not across a blank line
+    ("is $a +\nb$.", [("prose", "is "), ("inline math", "$a +\nb$"), ("prose", ".")]),
+    ("$a +\n\nb$", [("prose", "$a +\n\nb$")]),
+    ("from $20\nto $30", [("prose", "from $20\nto $30")]),
     ("{{ a }}{{b}}", [("value", "{{ a }}"), ("value", "{{b}}")]),
     ("{{ a\n}}", [("prose", "{{ a\n}}")]),
 ])

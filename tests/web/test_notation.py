@@ -121,3 +121,18 @@ def test_the_real_answers_captions_and_claim_texts_convert_cleanly():
     rendered = [str(inline_html(text)) for text in texts]
     assert not [html for html in rendered if "math-error" in html or "$" in html]
     assert sum("<math" in html for html in rendered) >= 30  # the notation is used
+
+
+def test_no_real_answer_page_shows_tex_as_text():
+    """Every piece of math on the real answers' pages is rendered: outside MathML and code, no
+    TeX command or dollar-delimited math is left in the text a reader sees (an inline formula
+    broken over two lines of its paragraph once was)."""
+    from kb.config import PROJECT_ROOT
+    from kb.web.app import create_app
+
+    client = create_app(TESTING=True).test_client()
+    for path in sorted((PROJECT_ROOT / "answers").glob("*.md")):
+        page = client.get(f"/a/{path.stem}").get_data(as_text=True)
+        seen = re.sub(r"<(math|code|pre|script)\b.*?</\1>", " ", page, flags=re.S)
+        seen = html.unescape(re.sub(r"<[^>]+>", " ", seen))
+        assert not re.findall(r".{0,30}(?:\\[A-Za-z]{2,}|\$\S).{0,30}", seen), path.stem
