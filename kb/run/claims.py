@@ -38,6 +38,7 @@ from kb.answers.stats import LEVEL, Effect
 from kb.model import Answer, AnswerError, AnswerRun, Claim, ClaimOutcome, InlineValue
 
 INLINE_ERROR_MARKER = "⚠"  # shown in place of an inline value that cannot be computed
+PLACES_SHOWN = 6  # an effect needing more decimal places is shown with powers of ten
 
 _MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
@@ -338,15 +339,27 @@ def _evaluate_finding(claim: Claim, runs: Sequence[AnswerRun]) -> ClaimOutcome:
                         _effect(claim.expr, sample), verdict.reading)
 
 
-def describe_effect(effect: Effect, digits: int = 3) -> str:
-    """'mean 0.029, 95% CI 0.004 to 0.053 over 20 seeds; per seed −0.039 to 0.121'."""
-    def f(x: float) -> str:
-        return number(x, digits)
+def describe_effect(effect: Effect) -> str:
+    """'mean 0.029, 95% CI 0.004 to 0.053 over 20 seeds; per seed −0.039 to 0.121'.
 
+    Every number to one decimal place, that of the interval's width to two significant
+    digits: an estimate is quoted no finer than its uncertainty, and the five numbers read
+    alike ("0.455 to 0.490", not "0.455 to 0.49"). Three significant digits each when the
+    interval has no width or the numbers need powers of ten.
+    """
     low, high = effect.ci
+    spread = (min(effect.values), max(effect.values))
+    numbers = (effect.mean, low, high, *spread)
+    decimals = 1 - math.floor(math.log10(high - low)) if high > low else None
+    if (decimals is not None and decimals <= PLACES_SHOWN
+            and all(x == 0 or 1e-3 <= abs(x) < 1e5 for x in numbers)):
+        def f(x: float) -> str:
+            return f"{x:.{max(decimals, 0)}f}".replace("-", "−")
+    else:
+        def f(x: float) -> str:
+            return number(x, 3)
     return (f"mean {f(effect.mean)}, {LEVEL:.0%} CI {f(low)} to {f(high)} over "
-            f"{len(effect.seeds)} seeds; per seed {f(min(effect.values))} to "
-            f"{f(max(effect.values))}")
+            f"{len(effect.seeds)} seeds; per seed {f(spread[0])} to {f(spread[1])}")
 
 
 def describe_outcome(outcome: ClaimOutcome) -> str:

@@ -148,7 +148,7 @@ def write_junit(reports: list[AnswerReport], path: Path) -> None:
 
 
 def effect_line(outcome: ClaimOutcome) -> str:
-    """'finding faster: bn.gap mean 0.1, 95% CI 0.05 to 0.15 over 10 seeds; per seed ...'."""
+    """'finding faster: bn.gap mean 0.10, 95% CI 0.05 to 0.15 over 10 seeds; per seed ...'."""
     effect = outcome.effect
     measured = f"{effect.quantity} {describe_effect(effect)}" if effect else outcome.detail
     return f"{outcome.claim.kind} {outcome.claim.id}: {measured}"

@@ -8,6 +8,7 @@ import pytest
 from kb.run.cache import Cache
 from kb.run.claims import (
     INLINE_ERROR_MARKER,
+    describe_effect,
     describe_outcome,
     evaluate_claim,
     evaluate_claims,
@@ -17,6 +18,7 @@ from kb.run.claims import (
 from kb.run.executor import Executor
 from kb.model import AnswerRun, DemoResult
 from kb.answers.parse import parse_answer
+from kb.answers.stats import Effect
 
 
 @pytest.fixture
@@ -232,3 +234,22 @@ def test_claims_on_the_real_executor_over_seeds(answer, tmp_path):
     assert outcome.holds is False
     assert outcome.seed == int(np.argmin(ratios))
     assert outcome.value == min(ratios)
+
+
+@pytest.mark.parametrize("values, text", [
+    # One decimal place for all five numbers, that of the interval's width to two digits.
+    ([0.47, 0.455, 0.49, 0.473, 0.48, 0.46],
+     "mean 0.471, 95% CI 0.458 to 0.485 over 6 seeds; per seed 0.455 to 0.490"),
+    ([0.1, 0.3, 0.2, 0.4], "mean 0.25, 95% CI 0.04 to 0.46 over 4 seeds; per seed 0.10 to 0.40"),
+    ([47.3, 45.5, 49.0, 48, 46],
+     "mean 47.2, 95% CI 45.4 to 48.9 over 5 seeds; per seed 45.5 to 49.0"),
+    ([-0.03, 0.1, 0.02, 0.05],
+     "mean 0.04, 95% CI −0.05 to 0.12 over 4 seeds; per seed −0.03 to 0.10"),
+    # Powers of ten, or no width: three significant digits each.
+    ([1e-5, 2e-5, 3e-5], "mean 2×10⁻⁵, 95% CI −4.84×10⁻⁶ to 4.48×10⁻⁵ over 3 seeds; "
+                         "per seed 10⁻⁵ to 3×10⁻⁵"),
+    ([1.0, 1.0, 1.0], "mean 1, 95% CI 1 to 1 over 3 seeds; per seed 1 to 1"),
+])
+def test_an_effect_is_quoted_no_finer_than_its_interval(values, text):
+    effect = Effect.of("x.gap", tuple(range(len(values))), np.array(values, dtype=float))
+    assert describe_effect(effect) == text

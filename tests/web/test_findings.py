@@ -109,8 +109,8 @@ def effect_outcome(values, holds=True) -> ClaimOutcome:
 def test_a_finding_box_leads_with_its_effect_and_a_check_is_labelled():
     html = claim_html(effect_outcome([0.1, 0.3, 0.2, 0.4]))
     assert '<span class="claim-kind">Finding</span>' in html
-    assert "Over the seeds: mean 0.25, 95% CI 0.0446 to 0.455 over 4 seeds; per seed 0.1 to " \
-           "0.4" in html
+    assert "Over the seeds: mean 0.25, 95% CI 0.04 to 0.46 over 4 seeds; per seed 0.10 to " \
+           "0.40" in html
     # The quantity's name is on demand, with the condition.
     assert "<p>Per seed: <code>x.gap</code></p></details>" in html
     assert "x.gap" not in html[:html.index("<details")]
