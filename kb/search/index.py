@@ -333,9 +333,15 @@ def _term_marks(text: str) -> dict[str, list[int]]:
 
 @lru_cache(maxsize=1)
 def _english() -> frozenset[str]:
-    """The words of English (pyspellchecker's list, read at the first correction; its
-    frequencies are dropped, which halves the memory it holds)."""
+    """The words of English (pyspellchecker's list, read at the first correction or by
+    ``load_english_words``; its frequencies are dropped, which halves the memory it holds)."""
     return frozenset(SpellChecker(language="en", distance=1).word_frequency.dictionary)
+
+
+def load_english_words() -> None:
+    """Read the English word list of "did you mean" now (about 0.3 s, once per process), so
+    that a reader's first search with a typo does not wait for it (servers do this at start)."""
+    _english()
 
 
 def _is_english(word: str) -> bool:

@@ -5,15 +5,16 @@ import logging
 import threading
 import time
 
+from kb.search.index import load_english_words
 from kb.web.site import Site
 
 logger = logging.getLogger("kb.warm")
 
 
 def warm_in_background(site: Site) -> threading.Event:
-    """Remove leftovers of killed writes and builds and bound the cache, then compute every
-    answer's demonstrations and figures, in a daemon thread; set the returned event to stop
-    early.
+    """Remove leftovers of killed writes and builds and bound the cache, read the search's
+    English word list, then compute every answer's demonstrations and figures, in a daemon
+    thread; set the returned event to stop early.
 
     On a fresh machine each answer's first view would otherwise compute its demonstrations
     (seconds each). Several processes warming at once share the work: the cache computes each
@@ -28,6 +29,7 @@ def _warm(site: Site, stop: threading.Event) -> None:
     started = time.perf_counter()
     try:
         site.housekeeping()
+        load_english_words()
         count = site.warm(stop)
     except Exception:  # warming is an optimisation: pages compute on demand anyway
         logger.exception("warming the demonstration cache failed")

@@ -81,3 +81,16 @@ def test_the_size_bound_evicts_reruns_never_the_answers_own_results(settings):
     assert noise_own in results and len(results) < 40
     assert sum(results.values()) <= 100_000
     assert client.get("/api/answers/noise").get_json()["claims"][0]["holds"] is True
+
+
+def test_a_starting_server_reads_the_word_list_before_any_search(app, monkeypatch):
+    """The first search with a typo must not wait for "did you mean"'s English word list."""
+    from kb.search import index as search_index
+    from kb.web.warm import _warm
+
+    search_index._english.cache_clear()
+    stop = threading.Event()
+    stop.set()  # no demonstrations: only what comes before them
+    _warm(app.extensions["kb"], stop)
+    assert search_index._english.cache_info().currsize == 1
+    assert search_index._is_english("forgot")
