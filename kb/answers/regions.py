@@ -17,8 +17,9 @@ Prose is then scanned left to right, the first of these to start winning:
 - ``\\$``: a literal dollar;
 - ``$$...$$``: display math, over several lines if need be (not across a blank line);
 - ``$...$``: inline math by Pandoc's rule: no space just inside the dollars, no digit right
-  after, never a backtick, over a line break if need be (not across a blank line; "from $20
-  to $30" stays text);
+  after, never a backtick, on one line ("from $20 to $30" stays text; Pandoc would let it
+  run on to the next line, which here could be another list item, table row or quoted
+  line). A ``$`` left over before a TeX command (``$\\gamma``) is a problem of its line;
 - ``{{...}}``: an inline value, on one line. A ``{{`` left over is a problem of its line.
 
 Regions tile the text they were split from: joined, their ``text`` gives it back.
@@ -102,7 +103,7 @@ _INLINE = re.compile(
       (?<!\\)(?P<ticks>`+)(?P<code>(?:(?!\n[ \t]*\n)[\s\S])+?)(?<!`)(?P=ticks)(?!`)
     | \\(?P<dollar>\$)
     | \$\$(?P<display>(?:(?!\n[ \t]*\n)[\s\S])+?)\$\$
-    | (?<![\w$])\$(?P<inline>[^\s$`](?:(?:[^$\n`]|\n(?![ \t]*\n))*?[^\s$\\`])?)\$(?!\d)
+    | (?<![\w$])\$(?P<inline>[^\s$`](?:[^$\n`]*?[^\s$\\`])?)\$(?!\d)
     | \{\{(?P<value>.*?)\}\}
     """,
     re.VERBOSE,
@@ -110,6 +111,9 @@ _INLINE = re.compile(
 _INLINE_KIND = {"code": Kind.CODE_SPAN, "dollar": Kind.ESCAPED_DOLLAR,
                 "display": Kind.DISPLAY_MATH, "inline": Kind.INLINE_MATH, "value": Kind.VALUE}
 _UNCLOSED_VALUE = "'{{' is never closed with '}}' on this line"
+_UNCLOSED_MATH = ("'$' opens inline math that is not closed with '$' on this line (inline "
+                  "math stays on one line; write a long formula as display math, $$...$$)")
+_OPENED_MATH = re.compile(r"(?<![\\\w$])\$\\[A-Za-z]")  # "$\gamma": TeX, not a price
 
 
 def split_answer(text: str) -> Split:
@@ -195,7 +199,8 @@ def _block_problems(block: Region) -> list[Problem]:
 
 def split_inline(text: str, first_line: int = 1, offset: int = 0) -> Split:
     """Prose (no block structure): its code spans, escaped dollars, math and inline values,
-    with the prose between them; a ``{{`` outside all of them is a problem of its line."""
+    with the prose between them; a ``{{`` outside all of them, or a ``$`` before a TeX
+    command, is a problem of its line."""
     regions: list[Region] = []
     left_over: list[str] = []  # the prose, with each other region cut out but its line ends
     line = first_line  # of the next region
@@ -218,10 +223,13 @@ def split_inline(text: str, first_line: int = 1, offset: int = 0) -> Split:
         position = match.end()
     if position < len(text):
         add(Kind.PROSE, position, len(text))
-    problems = tuple(Problem(first_line + index, _UNCLOSED_VALUE, Kind.VALUE)
-                     for index, prose in enumerate("".join(left_over).split("\n"))
-                     if "{{" in prose)
-    return Split(tuple(regions), problems)
+    problems = []
+    for index, prose in enumerate("".join(left_over).split("\n")):
+        if "{{" in prose:
+            problems.append(Problem(first_line + index, _UNCLOSED_VALUE, Kind.VALUE))
+        if _OPENED_MATH.search(prose):
+            problems.append(Problem(first_line + index, _UNCLOSED_MATH, Kind.INLINE_MATH))
+    return Split(tuple(regions), tuple(problems))
 
 
 def body_regions(answer: Any) -> tuple[Region, ...]:

@@ -188,15 +188,21 @@ def test_block_structure_follows_commonmark(markdown, expected):
     ("$5 and $6", [("prose", "$5 and $6")]),
     ("$$a\nb$$", [("display math", "$$a\nb$$")]),
     ("$$a\n\nb$$", [("prose", "$$a\n\nb$$")]),
-    # inline math may run over a line break of its paragraph, not across a blank line
-    ("is $a +\nb$.", [("prose", "is "), ("inline math", "$a +\nb$"), ("prose", ".")]),
-    ("$a +\n\nb$", [("prose", "$a +\n\nb$")]),
-    ("from $20\nto $30", [("prose", "from $20\nto $30")]),
+    # inline math stays on its line: the next one may be another list item or table row
+    ("is $a +\nb$.", [("prose", "is $a +\nb$.")]),
+    ("- costs $x\n- costs y$ each", [("prose", "- costs $x\n- costs y$ each")]),
     ("{{ a }}{{b}}", [("value", "{{ a }}"), ("value", "{{b}}")]),
     ("{{ a\n}}", [("prose", "{{ a\n}}")]),
 ])
 def test_prose_is_scanned_once_left_to_right(prose, expected):
     assert [(r.kind.value, r.text) for r in split_inline(prose).regions] == expected
+
+
+def test_tex_left_open_at_the_end_of_its_line_is_a_problem_of_that_line():
+    split = split_inline("fine $\\gamma$ and $5\ncomputes $\\gamma z\n+ \\beta$ here\n"
+                         "`$\\gamma` in code, \\$\\gamma escaped, US$\\alpha\n", first_line=3)
+    assert [(p.line, p.kind) for p in split.problems] == [(4, Kind.INLINE_MATH)]
+    assert "not closed with '$' on this line" in split.problems[0].message
 
 
 def test_a_left_over_opening_braces_is_a_problem_of_its_line():
