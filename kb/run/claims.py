@@ -38,7 +38,7 @@ from kb.answers.stats import LEVEL, Effect
 from kb.model import Answer, AnswerError, AnswerRun, Claim, ClaimOutcome, InlineValue
 
 INLINE_ERROR_MARKER = "⚠"  # shown in place of an inline value that cannot be computed
-PLACES_SHOWN = 6  # an effect needing more decimal places is shown with powers of ten
+PLACES_SHOWN = 4  # an effect needing more decimal places is shown with powers of ten
 
 _MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
@@ -345,16 +345,18 @@ def describe_effect(effect: Effect) -> str:
     Every number to one decimal place, that of the interval's width to two significant
     digits: an estimate is quoted no finer than its uncertainty, and the five numbers read
     alike ("0.455 to 0.490", not "0.455 to 0.49"). Three significant digits each when the
-    interval has no width or the numbers need powers of ten.
+    interval has no finite width or the numbers need powers of ten.
     """
     low, high = effect.ci
     spread = (min(effect.values), max(effect.values))
     numbers = (effect.mean, low, high, *spread)
-    decimals = 1 - math.floor(math.log10(high - low)) if high > low else None
+    width = high - low
+    decimals = 1 - math.floor(math.log10(width)) if 0 < width < math.inf else None
     if (decimals is not None and decimals <= PLACES_SHOWN
-            and all(x == 0 or 1e-3 <= abs(x) < 1e5 for x in numbers)):
+            and all(abs(x) < 1e5 for x in numbers)):
         def f(x: float) -> str:
-            return f"{x:.{max(decimals, 0)}f}".replace("-", "−")
+            text = f"{x:.{max(decimals, 0)}f}"
+            return (text.lstrip("-") if float(text) == 0 else text).replace("-", "−")
     else:
         def f(x: float) -> str:
             return number(x, 3)

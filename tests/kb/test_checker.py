@@ -300,6 +300,8 @@ def test_findings_run_over_the_declared_sample_and_print_their_effect(
     ratios_ = np.array(list(ratios(range(10)).values()))
     effect = describe_effect(Effect.of("drift.ratio", tuple(range(10)), ratios_))
     assert f"  finding drifts: drift.ratio {effect}" in out.splitlines()
+    shown = float(re.search(r"mean (\S+),", effect)[1])
+    assert abs(shown - ratios_.mean()) < 0.01 * abs(ratios_.mean())  # the seeds' own mean
     assert out.splitlines()[-1] == "1 passed, 0 failed"
     (case,) = ET.parse(report).getroot().iter("testcase")
     assert case.get("classname") == "answers.sampled.findings"

@@ -245,11 +245,19 @@ def test_claims_on_the_real_executor_over_seeds(answer, tmp_path):
      "mean 47.2, 95% CI 45.4 to 48.9 over 5 seeds; per seed 45.5 to 49.0"),
     ([-0.03, 0.1, 0.02, 0.05],
      "mean 0.04, 95% CI −0.05 to 0.12 over 4 seeds; per seed −0.03 to 0.10"),
-    # Powers of ten, or no width: three significant digits each.
+    # Near zero: no powers of ten, and no "−0.00".
+    ([-0.002, 0.001, 0.003, -0.001],
+     "mean 0.0003, 95% CI −0.0033 to 0.0038 over 4 seeds; per seed −0.0020 to 0.0030"),
+    ([-0.003, 0.1, 0.2, 0.15], "mean 0.11, 95% CI −0.03 to 0.25 over 4 seeds; per seed 0.00 to "
+                               "0.20"),
+    # Powers of ten, no width or an infinite one: three significant digits each.
+    ([1e200, 2e200, 3e200], "mean 2×10²⁰⁰, 95% CI −∞ to ∞ over 3 seeds; per seed 10²⁰⁰ to "
+                            "3×10²⁰⁰"),
     ([1e-5, 2e-5, 3e-5], "mean 2×10⁻⁵, 95% CI −4.84×10⁻⁶ to 4.48×10⁻⁵ over 3 seeds; "
                          "per seed 10⁻⁵ to 3×10⁻⁵"),
     ([1.0, 1.0, 1.0], "mean 1, 95% CI 1 to 1 over 3 seeds; per seed 1 to 1"),
 ])
+@pytest.mark.filterwarnings("ignore:overflow encountered")  # the 10²⁰⁰ values' variance
 def test_an_effect_is_quoted_no_finer_than_its_interval(values, text):
     effect = Effect.of("x.gap", tuple(range(len(values))), np.array(values, dtype=float))
     assert describe_effect(effect) == text
