@@ -40,11 +40,16 @@ import yaml
 
 from kb.answers.parse import load_answers
 from kb.config import PROJECT_ROOT
-from kb.search.index import SearchIndex, answers_fingerprint, load_english_words
+from kb.search.index import SearchIndex, answers_fingerprint
 try:
     from kb.search.index import answer_files
 except ImportError:  # an index without per-file hashes: every refresh is a full build
     answer_files = None
+try:
+    from kb.search.index import load_english_words
+except ImportError:  # search code from before servers read the word list at start
+    def load_english_words() -> None:
+        pass
 from kb.search.refresh import refresh_index
 
 SHORT = ["covariate shift", "batch norm dropout", "gamma beta", "running mean",

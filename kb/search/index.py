@@ -75,6 +75,9 @@ from kb.model import Answer
 from kb.search.document import document_fields
 from kb.search.postings import field_lengths, live_documents, term_postings
 from kb.search.writer import committed
+# Whoosh pickles each segment's codec in the index's table of contents: indexes written
+# before kb.search.writer existed name their codec here, and readers may still be on one.
+from kb.search.writer import _Codec  # noqa: F401
 
 # Bump when the schema, the analysis or the text extraction (kb.search.document) changes: the
 # fingerprint includes it, so existing indexes count as stale and get rebuilt.

@@ -27,7 +27,7 @@ POSTINGS_COMPRESSION = 3
 class _Pool:
     """A segment's postings: for each (field, term), its document numbers and weights.
 
-    Holds everything in memory, 8 bytes a posting and about 200 a term (Whoosh's pool held a
+    Holds everything in memory, 8 bytes a posting and about 330 a term (Whoosh's pool held a
     tuple of five per posting and sorted through files past a size): a full build writes
     answers in segments of a bounded size, and an update that merges every segment holds the
     whole index's postings (34 MB of them at 10,000 generated answers, and the terms).
@@ -35,7 +35,6 @@ class _Pool:
 
     def __init__(self):
         self._terms: dict[tuple[str, bytes], tuple[array, array]] = {}
-        self._unsorted: set[tuple[str, bytes]] = set()
 
     def add(self, item: tuple) -> None:
         fieldname, btext, docnum, weight, value = item
@@ -48,8 +47,11 @@ class _Pool:
             self._terms[key] = (array("I", (docnum,)), array("f", (weight,)))
             return
         ids, weights = postings
-        if docnum < ids[-1]:  # documents of merged segments arrive after the new ones
-            self._unsorted.add(key)
+        # Whoosh's writer numbers added documents first, then those of merged segments after
+        # them, and each segment's postings come in order: a term's documents only increase.
+        if docnum <= ids[-1]:
+            raise ValueError(f"postings of {fieldname}:{btext!r} out of document order "
+                             f"({docnum} after {ids[-1]})")
         ids.append(docnum)
         weights.append(weight)
 
@@ -60,10 +62,6 @@ class _Pool:
         """(field, term, document numbers, weights) in the order Whoosh writes them."""
         for key in sorted(self._terms):
             ids, weights = self._terms[key]
-            if key in self._unsorted:
-                pairs = sorted(zip(ids, weights))
-                ids = array("I", (docnum for docnum, _ in pairs))
-                weights = array("f", (weight for _, weight in pairs))
             yield key[0], key[1], ids, weights
 
     def cleanup(self) -> None:
@@ -119,7 +117,11 @@ class _Codec(W3Codec):
     """Whoosh's codec with the term-at-a-time field writer, and without the shortest and
     longest field length of each block of postings: those serve Whoosh's block-skipping, which
     scoring from arrays does not use, and the writer looks up the length of every posting's
-    document to keep them (a tenth of a build)."""
+    document to keep them (a tenth of a build).
+
+    Pickled by name in every index's table of contents: renamed, older indexes could not be
+    read (``kb.search.index`` keeps the name it had before this module).
+    """
 
     length_stats = False
 

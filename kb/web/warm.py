@@ -12,8 +12,8 @@ logger = logging.getLogger("kb.warm")
 
 
 def warm_in_background(site: Site) -> threading.Event:
-    """Remove leftovers of killed writes and builds and bound the cache, read the search's
-    English word list, then compute every answer's demonstrations and figures, in a daemon
+    """Read the search's English word list, remove leftovers of killed writes and builds and
+    bound the cache, then compute every answer's demonstrations and figures, in a daemon
     thread; set the returned event to stop early.
 
     On a fresh machine each answer's first view would otherwise compute its demonstrations
@@ -28,8 +28,8 @@ def warm_in_background(site: Site) -> threading.Event:
 def _warm(site: Site, stop: threading.Event) -> None:
     started = time.perf_counter()
     try:
-        site.housekeeping()
         load_english_words()
+        site.housekeeping()
         count = site.warm(stop)
     except Exception:  # warming is an optimisation: pages compute on demand anyway
         logger.exception("warming the demonstration cache failed")

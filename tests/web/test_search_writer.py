@@ -83,9 +83,9 @@ def test_segments_are_byte_for_byte_those_of_whooshs_writer(tmp_path):
         assert ours_merged[name] == merged[name], name
 
 
-def test_the_pool_gives_each_terms_postings_in_document_order():
+def test_the_pool_gives_each_terms_postings_in_order_and_refuses_what_it_cannot_keep():
     pool = _Pool()
-    for docnum, weight in ((5, 1.0), (2, 3.0), (9, 2.0), (0, 1.0)):
+    for docnum, weight in ((0, 1.0), (2, 3.0), (5, 1.0), (9, 2.0)):
         pool.add(("body", b"shift", docnum, weight, b""))
     pool.add(("body", b"scale", 1, 4.0, None))
     pool.add(("aliases", b"shift", 3, 1.0, b""))
@@ -95,9 +95,11 @@ def test_the_pool_gives_each_terms_postings_in_document_order():
         ("body", b"shift", [0, 2, 5, 9], [1.0, 3.0, 1.0, 2.0])]
     assert list(pool.iter_postings())[:2] == [("aliases", b"shift", 3, 1.0, b""),
                                               ("body", b"scale", 1, 4.0, b"")]
+    assert isinstance(next(pool.terms())[2], array)
     with pytest.raises(ValueError, match="posting values are not kept"):
         pool.add(("body", b"x", 1, 1.0, b"\x01"))
-    assert isinstance(next(pool.terms())[2], array)
+    with pytest.raises(ValueError, match="out of document order"):
+        pool.add(("body", b"shift", 4, 1.0, b""))
 
 
 def test_an_index_written_in_segments_finds_what_one_segment_finds(tmp_path, monkeypatch):
@@ -110,3 +112,11 @@ def test_an_index_written_in_segments_finds_what_one_segment_finds(tmp_path, mon
     for query in ("batch norm shift", "word7", "scale", "running mean", "gamma beta"):
         assert ([(h.slug, round(h.score, 6)) for h in pieces.search(query).results]
                 == [(h.slug, round(h.score, 6)) for h in whole.search(query).results]), query
+
+
+def test_indexes_written_before_the_writer_module_still_name_a_codec():
+    """Whoosh pickles the codec class by name in each table of contents; older indexes name
+    it ``kb.search.index._Codec``."""
+    import pickle
+
+    assert pickle.loads(b"ckb.search.index\n_Codec\n.") is type(CODEC)
