@@ -112,28 +112,39 @@ class _RenderedPage:
 
 def _refused(answer: Answer, generation: int, refused: ParameterError) -> Response:
     """Settings that cannot be run: the answer with its own settings (400), the form holding
-    what was asked for and the reason next to the field at fault."""
+    what was asked for and the reason next to the field at fault.
+
+    The page differs with what was asked, so it is not kept; its body, the answer at its own
+    settings (most of the work), is, so that a stream of bad links costs little more than
+    good ones."""
     outcome = site().outcome(answer, View(), generation)
-    page = _render_answer(outcome, refused=refused, asked=request.args)
+    body = site().pages.get_or_make(("body", answer.slug, generation, public_url("/")),
+                                    lambda: _body(outcome), keep_for=lambda _: outcome.keep_for())
+    page = _render_answer(outcome, refused=refused, asked=request.args, body=body)
     response = Response(page.html, status=400, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def _render_answer(outcome: Outcome, refused: ParameterError | None = None,
-                   asked: Mapping[str, str] | None = None) -> _RenderedPage:
+def _body(outcome: Outcome) -> tuple[RenderedBody, str | None]:
+    """The answer's body as HTML, and why it could not be rendered (None when it could)."""
     answer = outcome.answer
-    failure = None
     try:
-        body = answer_body(outcome)
+        return answer_body(outcome), None
     except Exception as exc:  # a bug meeting an odd answer: show what we know, log the rest
         logger.exception("rendering %s failed", answer.path)
         where = display_path(answer.path, site().settings.answers_dir.parent)
         failure = f"{where}: could not be rendered: {exc!r}"
-        body = RenderedBody(error_box([failure], "This answer could not be rendered"), [])
+        return RenderedBody(error_box([failure], "This answer could not be rendered"), []), failure
+
+
+def _render_answer(outcome: Outcome, refused: ParameterError | None = None,
+                   asked: Mapping[str, str] | None = None,
+                   body: tuple[RenderedBody, str | None] | None = None) -> _RenderedPage:
+    rendered, failure = body or _body(outcome)
     context = answer_context(outcome, refused, asked)
-    html = render_template("answer.html", **context.page(), body_html=body.html, toc=body.toc,
-                           failure=failure).encode()
+    html = render_template("answer.html", **context.page(), body_html=rendered.html,
+                           toc=rendered.toc, failure=failure).encode()
     return _RenderedPage(html, gzip.compress(html, mtime=0), hashlib.sha1(html).hexdigest(),
                          outcome.keep_for(), outcome.rerun)
 

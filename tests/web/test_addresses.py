@@ -99,3 +99,22 @@ def test_number_fields_carry_their_html5_rules(client):
     scale = shown.find("input", name="d.scale")[0]
     assert (scale["step"], scale["min"], scale["max"]) == ("any", "0.0", "10.0")
     assert "required" not in shown.find("input", name="seed")[0]  # blank: the answer's own
+
+
+def test_refused_pages_render_the_answers_body_once_and_each_their_own_form(client,
+                                                                           monkeypatch):
+    """A stream of bad links must not cost a full rendering each: the answer at its own
+    settings is rendered once, the form with each request's values and reason every time."""
+    import kb.web.pages
+
+    bodies = []
+    render = kb.web.pages.answer_body
+    monkeypatch.setattr(kb.web.pages, "answer_body",
+                        lambda outcome: bodies.append(outcome.view) or render(outcome))
+    first = page(client, "/a/noise?d.n=abc", status=400)
+    second = page(client, "/a/noise?d.n=xyz", status=400)
+    assert len(bodies) == 1
+    assert first.find("input", name="d.n")[0]["value"] == "abc"
+    assert second.find("input", name="d.n")[0]["value"] == "xyz"
+    assert "got 'xyz'" in second.text and "got 'abc'" not in second.text
+    assert first.find("a", href="#rerun") and second.find("a", href="#rerun")
