@@ -78,9 +78,9 @@ def in_process(settings: Settings, rounds: int) -> tuple[list[str], list[str]]:
     figures = [f"/a/{a.slug}/figures/{f.name}.png"
                for a in answers for d in a.demonstrations for f in d.figures]
 
-    def timed(paths: list[str], clear=None) -> list[float]:
+    def timed(paths: list[str], clear=None, status: int = 200) -> list[float]:
         for path in paths:  # first requests fill the caches
-            assert client.get(path).status_code == 200, path
+            assert client.get(path).status_code == status, path
         seconds = []
         for i in range(rounds):
             if clear is not None:
@@ -89,7 +89,7 @@ def in_process(settings: Settings, rounds: int) -> tuple[list[str], list[str]]:
             t0 = time.perf_counter()
             response = client.get(path)
             seconds.append(time.perf_counter() - t0)
-            assert response.status_code == 200, path
+            assert response.status_code == status, path
         return seconds
 
     def forget_pages():
@@ -101,6 +101,9 @@ def in_process(settings: Settings, rounds: int) -> tuple[list[str], list[str]]:
     print("|---|---:|---:|---:|")
     print(latency_row("answer page, cached HTML", timed(pages)))
     print(latency_row("answer page, rendered from cached results", timed(pages, forget_pages)))
+    # Settings that cannot be run: the answer at its own settings and the form with the reason.
+    print(latency_row("answer page, refused settings (400)",
+                      timed([f"{path}?seed=-1" for path in pages], status=400)))
     print(latency_row("search page", timed(SEARCH_PAGES)))
     print(latency_row("/api/search", timed(["/api" + path for path in SEARCH_PAGES])))
     print(latency_row("figure PNG, cached", timed(figures)))
