@@ -137,6 +137,7 @@ def answer_context(outcome: Outcome, refused: ParameterError | None = None,
         # Rows enough for the whole text on a phone (~40 characters a line), where the box
         # cannot size itself to its content (field-sizing in style.css).
         "share_rows": sum(len(line) // 40 + 1 for line in share.split("\n")),
+        "link_rows": len(url) // 40 + 1,  # the link too: an input would show its start only
         "overridden": bool(view.overrides),
         "asked_own": shown_for == View(),  # the rerun form's, whatever results are shown
         "rerun_status": _rerun_status(outcome),
