@@ -88,7 +88,7 @@ def test_link_previews_and_json_carry_absolute_urls_under_the_base(site):
     assert meta(page, "og:url") == BASE + "a/noise.html"
     assert meta(page, "og:image") == BASE + "a/noise/figures/samples-plot.png"
     assert f'<link rel="canonical" href="{BASE}a/noise.html">' in page
-    assert f'value="{BASE}a/noise.html"' in page  # the share box
+    assert f'id="share-link">{BASE}a/noise.html</textarea>' in page  # the share box
     assert f"]({BASE}a/noise.html)" in page  # the Markdown for the forum
     data = json.loads((out / "api/answers/noise.json").read_text())
     urls = [data["url"], *(f[k] for f in data["figures"] for k in ("svg", "svg_phone", "png")),
