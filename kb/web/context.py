@@ -134,10 +134,8 @@ def answer_context(outcome: Outcome, refused: ParameterError | None = None,
         "image_size": CARD_SIZE,
         "image_alt": main_figure["caption"] if main_figure else "",
         "share_markdown": share,
-        # Rows enough for the whole text on a phone (~40 characters a line), where the box
-        # cannot size itself to its content (field-sizing in style.css).
-        "share_rows": sum(len(line) // 40 + 1 for line in share.split("\n")),
-        "link_rows": len(url) // 40 + 1,  # the link too: an input would show its start only
+        "share_rows": _phone_rows(share),
+        "link_rows": _phone_rows(url),  # the link too: an input would show its start only
         "overridden": bool(view.overrides),
         "asked_own": shown_for == View(),  # the rerun form's, whatever results are shown
         "rerun_status": _rerun_status(outcome),
@@ -154,6 +152,12 @@ def answer_context(outcome: Outcome, refused: ParameterError | None = None,
                                        else ""),
     }
     return Context(data, extra)
+
+
+def _phone_rows(text: str) -> int:
+    """Rows enough for the whole of ``text`` on a phone (about 40 characters a line), where a
+    box cannot size itself to its content (field-sizing in style.css)."""
+    return sum(len(line) // 40 + 1 for line in text.split("\n"))
 
 
 def answer_body(outcome: Outcome) -> RenderedBody:

@@ -83,7 +83,7 @@ def test_the_size_bound_evicts_reruns_never_the_answers_own_results(settings):
     assert client.get("/api/answers/noise").get_json()["claims"][0]["holds"] is True
 
 
-def test_a_starting_server_reads_the_word_list_before_any_search(app, monkeypatch):
+def test_a_starting_server_reads_the_word_list_before_any_search(app):
     """The first search with a typo must not wait for "did you mean"'s English word list."""
     from kb.search import index as search_index
     from kb.web.warm import _warm
